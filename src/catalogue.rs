@@ -1,0 +1,249 @@
+//! The kernel API catalogue: which calls map, unmap, access user memory, or
+//! change the context (page faults, preemption, locks). It is data, loaded from
+//! `queries/api/*.toml` (compiled in), so teaching kmapcheck a new API is one
+//! line in a TOML file plus a fixture, never a new match arm.
+
+use std::collections::HashMap;
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+/// Which kind of temporary mapping a map/unmap call belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MapFamily {
+    /// `kmap_local_*()`: faults and preemption stay enabled.
+    Local,
+    /// `kmap_atomic*()`: disables page faults and preemption.
+    Atomic,
+    /// `kmap()`: may sleep, changes no context.
+    Kmap,
+}
+
+/// What holding a context forbids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContextKind {
+    /// Sleeping is forbidden (spinlock, irqs off, preemption off, RCU read side).
+    Atomic,
+    /// `mmap_lock` is held: a fault would take it again.
+    Mmap,
+}
+
+/// The meaning of one API name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Api {
+    Map(MapFamily),
+    Unmap(MapFamily),
+    Access { inatomic: bool },
+    FaultDisable,
+    FaultEnable,
+    Acquire(ContextRef),
+    Release(ContextRef),
+}
+
+/// A lock group and what it forbids; `arg_contains` restricts a generic call
+/// (`down_read`) to the argument that makes it relevant (`mmap_lock`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContextRef {
+    pub group: u16,
+    pub kind: ContextKind,
+    pub arg_contains: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MapsFile {
+    map: Vec<MapEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MapEntry {
+    names: Vec<String>,
+    family: MapFamily,
+    unmap: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UaccessFile {
+    access: Vec<AccessEntry>,
+    nofault: Vec<String>,
+    retry_codes: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccessEntry {
+    inatomic: bool,
+    names: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContextFile {
+    fault_disable: Vec<String>,
+    fault_enable: Vec<String>,
+    context: Vec<ContextEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContextEntry {
+    group: String,
+    kind: ContextKind,
+    #[serde(default)]
+    arg_contains: Option<String>,
+    acquire: Vec<String>,
+    release: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IteratorsFile {
+    contains: Vec<String>,
+    names: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MacrosFile {
+    bare: Vec<String>,
+    with_args: Vec<String>,
+    definition_wrappers: Vec<String>,
+}
+
+/// The built-in catalogue sources, in load order: (file name, text).
+pub const BUILTIN: [(&str, &str); 5] = [
+    ("queries/api/maps.toml", include_str!("../queries/api/maps.toml")),
+    ("queries/api/uaccess.toml", include_str!("../queries/api/uaccess.toml")),
+    ("queries/api/context.toml", include_str!("../queries/api/context.toml")),
+    ("queries/api/iterators.toml", include_str!("../queries/api/iterators.toml")),
+    ("queries/api/macros.toml", include_str!("../queries/api/macros.toml")),
+];
+
+/// Everything the pipeline knows about kernel APIs.
+#[derive(Debug, Default)]
+pub struct Catalogue {
+    apis: HashMap<String, Api>,
+    /// Names of the lock groups, indexed by `ContextRef::group`.
+    pub group_names: Vec<String>,
+    /// Error codes whose return means "retry elsewhere" (without the minus).
+    pub retry_codes: Vec<String>,
+    /// Calls that never fault (documented in uaccess.toml); kept for `explain`.
+    pub nofault: Vec<String>,
+    pub iterator_substrings: Vec<String>,
+    pub iterator_names: Vec<String>,
+    pub bare_annotations: Vec<String>,
+    pub annotations_with_args: Vec<String>,
+    pub definition_wrappers: Vec<String>,
+}
+
+impl Catalogue {
+    /// The catalogue compiled into the binary.
+    pub fn builtin() -> Result<Self> {
+        let mut cat = Catalogue::default();
+        let [maps, uaccess, context, iterators, macros] = BUILTIN;
+        cat.load_maps(parse(maps)?);
+        cat.load_uaccess(parse(uaccess)?);
+        cat.load_context(parse(context)?);
+        let it: IteratorsFile = parse(iterators)?;
+        cat.iterator_substrings = it.contains;
+        cat.iterator_names = it.names;
+        let m: MacrosFile = parse(macros)?;
+        cat.bare_annotations = m.bare;
+        cat.annotations_with_args = m.with_args;
+        cat.definition_wrappers = m.definition_wrappers;
+        Ok(cat)
+    }
+
+    fn load_maps(&mut self, file: MapsFile) {
+        for entry in file.map {
+            for name in entry.names {
+                self.apis.insert(name, Api::Map(entry.family));
+            }
+            for name in entry.unmap {
+                self.apis.insert(name, Api::Unmap(entry.family));
+            }
+        }
+    }
+
+    fn load_uaccess(&mut self, file: UaccessFile) {
+        for entry in file.access {
+            for name in entry.names {
+                self.apis.insert(name, Api::Access { inatomic: entry.inatomic });
+            }
+        }
+        // nofault names are deliberately absent from `apis`: they are not accesses.
+        self.nofault = file.nofault;
+        self.retry_codes = file.retry_codes;
+    }
+
+    fn load_context(&mut self, file: ContextFile) {
+        for name in file.fault_disable {
+            self.apis.insert(name, Api::FaultDisable);
+        }
+        for name in file.fault_enable {
+            self.apis.insert(name, Api::FaultEnable);
+        }
+        for entry in file.context {
+            let group = u16::try_from(self.group_names.len()).unwrap_or(u16::MAX);
+            self.group_names.push(entry.group);
+            let ctx = ContextRef { group, kind: entry.kind, arg_contains: entry.arg_contains };
+            for name in entry.acquire {
+                self.apis.insert(name, Api::Acquire(ctx.clone()));
+            }
+            for name in entry.release {
+                self.apis.insert(name, Api::Release(ctx.clone()));
+            }
+        }
+    }
+
+    /// What a called name means, if the catalogue knows it.
+    pub fn lookup(&self, name: &str) -> Option<&Api> {
+        self.apis.get(name)
+    }
+
+    /// Names of every map call of `family`: the prefilter's needles.
+    pub fn map_names(&self, family: MapFamily) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .apis
+            .iter()
+            .filter(|(_, api)| **api == Api::Map(family))
+            .map(|(name, _)| name.as_str())
+            .collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// Is `name` a kernel iterator macro (a loop header followed by a body)?
+    pub fn is_iterator(&self, name: &str) -> bool {
+        self.iterator_names.iter().any(|n| n == name)
+            || self.iterator_substrings.iter().any(|s| name.contains(s.as_str()))
+    }
+
+    pub fn is_retry_code(&self, ident: &str) -> bool {
+        self.retry_codes.iter().any(|c| c == ident)
+    }
+}
+
+fn parse<T: for<'de> Deserialize<'de>>((file, text): (&str, &str)) -> Result<T> {
+    toml::from_str(text).with_context(|| format!("{file}: invalid catalogue"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_catalogue_loads_and_knows_the_seed_apis() {
+        let cat = Catalogue::builtin().unwrap();
+        assert_eq!(cat.lookup("kmap_local_folio"), Some(&Api::Map(MapFamily::Local)));
+        assert_eq!(cat.lookup("copy_from_user"), Some(&Api::Access { inatomic: false }));
+        assert_eq!(cat.lookup("pagefault_disable"), Some(&Api::FaultDisable));
+        assert!(cat.lookup("copy_from_user_nofault").is_none());
+        assert!(cat.is_iterator("list_for_each_entry_safe"));
+        assert!(cat.is_retry_code("ENOENT"));
+    }
+}

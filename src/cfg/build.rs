@@ -1,0 +1,449 @@
+//! Build a [`Cfg`] from a parsed function body.
+//!
+//! Statements are lowered with "pending edges": each statement receives the
+//! dangling edges that reach it and returns the ones that leave it, so
+//! fall-through, `break`, `continue`, `goto` and `return` all become explicit
+//! edges. Recursion follows statement nesting only and is cut at
+//! [`MAX_NESTING`] (the rest is kept as one opaque statement, and the graph is
+//! marked incomplete), so hostile input cannot overflow the stack.
+
+use std::collections::HashMap;
+
+use tree_sitter::Node as TsNode;
+
+use super::events::{EventCx, collect, identifiers};
+use crate::catalogue::Catalogue;
+use super::{Assume, Cfg, CondInfo, EXIT, Edge, EdgeKind, EventKind, Node, NodeId, NodeKind, Span};
+
+/// Deeper statement nesting than this is summarized, not lowered.
+pub const MAX_NESTING: usize = 256;
+
+/// Edges waiting for the node that follows.
+type Pending = Vec<(NodeId, EdgeKind, Option<Assume>)>;
+
+/// Builds the graph of one body. `root` is the tree's root: the body parsed as
+/// a top-level compound statement (plus whatever error recovery produced).
+pub fn build(catalogue: &Catalogue, text: &[u8], base: usize, root: TsNode<'_>) -> Cfg {
+    let probe = EventCx { catalogue, text, base, cond_idents: &[] };
+    let (conds, cond_idents) = tracked_conditions(&probe, root);
+    let cx = EventCx { catalogue, text, base, cond_idents: &cond_idents };
+    let mut b = Builder {
+        cx: &cx,
+        cfg: Cfg { complete: !root.has_error(), conds: Vec::new(), ..Cfg::default() },
+        cond_ids: HashMap::new(),
+        labels: HashMap::new(),
+        gotos: Vec::new(),
+        breaks: Vec::new(),
+        continues: Vec::new(),
+        depth: 0,
+    };
+    for (i, text) in conds.into_iter().enumerate() {
+        b.cond_ids.insert(text.clone(), u16::try_from(i).unwrap_or(u16::MAX));
+        b.cfg.conds.push(CondInfo { text, guards_fault_disable: None });
+    }
+    let whole = cx.span(root);
+    b.node(NodeKind::Entry, Span { start: whole.start, end: whole.start }, Vec::new());
+    b.node(NodeKind::Exit, Span { start: whole.end, end: whole.end }, Vec::new());
+    let out = b.sequence(root, vec![(super::ENTRY, EdgeKind::Seq, None)]);
+    b.connect(out, EXIT);
+    for (pending, label) in std::mem::take(&mut b.gotos) {
+        match b.labels.get(&label) {
+            Some(&target) => b.connect_as(pending, target, EdgeKind::Goto),
+            None => {
+                b.cfg.complete = false;
+                b.connect_as(pending, EXIT, EdgeKind::Goto);
+            }
+        }
+    }
+    b.cfg
+}
+
+/// Condition texts used by two or more `if`s, with the identifiers in each.
+fn tracked_conditions(cx: &EventCx<'_>, root: TsNode<'_>) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    let mut order: Vec<String> = Vec::new();
+    let mut cursor = root.walk();
+    'walk: loop {
+        let n = cursor.node();
+        if n.kind() == "if_statement"
+            && let Some(cond) = n.child_by_field_name("condition")
+        {
+            let (text, _) = condition_key(cx, cond);
+            let count = counts.entry(text.clone()).or_insert(0);
+            if *count == 0 {
+                order.push(text);
+            }
+            *count += 1;
+        }
+        if cursor.goto_first_child() {
+            continue;
+        }
+        loop {
+            if cursor.goto_next_sibling() {
+                continue 'walk;
+            }
+            if !cursor.goto_parent() {
+                break 'walk;
+            }
+        }
+    }
+    let tracked: Vec<String> = order.into_iter().filter(|t| counts[t] >= 2).take(64).collect();
+    let idents = tracked.iter().map(|t| identifiers(t).map(str::to_owned).collect()).collect();
+    (tracked, idents)
+}
+
+/// A condition without parentheses, `likely()`/`unlikely()` and leading `!`s:
+/// returns (text, negated).
+fn condition_key(cx: &EventCx<'_>, cond: TsNode<'_>) -> (String, bool) {
+    let mut text: String = cx.normalized(cond);
+    let mut negated = false;
+    loop {
+        if let Some(inner) = strip_wrapper(&text, "") {
+            text = inner;
+        } else if let Some(inner) = strip_wrapper(&text, "unlikely").or_else(|| strip_wrapper(&text, "likely")) {
+            text = inner;
+        } else if let Some(rest) = text.strip_prefix('!').filter(|r| !r.starts_with('=')) {
+            negated = !negated;
+            text = rest.to_owned();
+        } else {
+            return (text, negated);
+        }
+    }
+}
+
+/// `name(inner)` -> `inner` when the parentheses enclose the whole text.
+fn strip_wrapper(text: &str, name: &str) -> Option<String> {
+    let rest = text.strip_prefix(name)?.strip_prefix('(')?.strip_suffix(')')?;
+    let mut depth = 0i32;
+    for c in rest.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth < 0 {
+                    return None;
+                }
+            }
+            _ => {}
+        }
+    }
+    (depth == 0).then(|| rest.to_owned())
+}
+
+struct Builder<'a> {
+    cx: &'a EventCx<'a>,
+    cfg: Cfg,
+    cond_ids: HashMap<String, u16>,
+    labels: HashMap<String, NodeId>,
+    gotos: Vec<(Pending, String)>,
+    /// Innermost loop or switch last: the edges that `break` out of it.
+    breaks: Vec<Pending>,
+    /// Innermost loop last: where `continue` goes.
+    continues: Vec<NodeId>,
+    depth: usize,
+}
+
+impl Builder<'_> {
+    fn node(&mut self, kind: NodeKind, span: Span, events: Vec<super::Event>) -> NodeId {
+        let id = NodeId::try_from(self.cfg.nodes.len()).unwrap_or(NodeId::MAX);
+        self.cfg.nodes.push(Node { kind, span, events, succs: Vec::new() });
+        id
+    }
+
+    fn connect(&mut self, pending: Pending, to: NodeId) {
+        for (from, kind, assume) in pending {
+            self.cfg.nodes[from as usize].succs.push(Edge { to, kind, assume });
+        }
+    }
+
+    fn connect_as(&mut self, pending: Pending, to: NodeId, kind: EdgeKind) {
+        for (from, _, assume) in pending {
+            self.cfg.nodes[from as usize].succs.push(Edge { to, kind, assume });
+        }
+    }
+
+    /// A statement without control flow: one node if it has events, else none.
+    fn simple(&mut self, n: TsNode<'_>, pending: Pending) -> Pending {
+        let events = collect(self.cx, n, &mut self.cfg);
+        if events.is_empty() {
+            return pending;
+        }
+        let id = self.node(NodeKind::Stmt, self.cx.span(n), events);
+        self.connect(pending, id);
+        vec![(id, EdgeKind::Seq, None)]
+    }
+
+    fn join(&mut self, n: TsNode<'_>, pending: Pending) -> NodeId {
+        let span = self.cx.span(n);
+        let id = self.node(NodeKind::Join, Span { start: span.start, end: span.start }, Vec::new());
+        self.connect(pending, id);
+        id
+    }
+
+    fn sequence(&mut self, parent: TsNode<'_>, mut pending: Pending) -> Pending {
+        let mut cursor = parent.walk();
+        for child in parent.named_children(&mut cursor) {
+            pending = self.stmt(child, pending);
+        }
+        pending
+    }
+
+    /// The branch node for a condition, and the assumptions of its two edges.
+    fn branch(&mut self, cond: TsNode<'_>, pending: Pending) -> (NodeId, Option<Assume>, Option<Assume>) {
+        let events = collect(self.cx, cond, &mut self.cfg);
+        let id = self.node(NodeKind::Branch, self.cx.span(cond), events);
+        self.connect(pending, id);
+        let (key, negated) = condition_key(self.cx, cond);
+        match self.cond_ids.get(&key) {
+            Some(&cond) => (
+                id,
+                Some(Assume { cond, value: !negated }),
+                Some(Assume { cond, value: negated }),
+            ),
+            None => (id, None, None),
+        }
+    }
+
+    fn stmt(&mut self, n: TsNode<'_>, pending: Pending) -> Pending {
+        if self.depth >= MAX_NESTING {
+            self.cfg.complete = false;
+            return self.simple(n, pending);
+        }
+        self.depth += 1;
+        let out = self.stmt_inner(n, pending);
+        self.depth -= 1;
+        out
+    }
+
+    fn stmt_inner(&mut self, n: TsNode<'_>, pending: Pending) -> Pending {
+        match n.kind() {
+            "compound_statement" | "translation_unit" => self.sequence(n, pending),
+            "ERROR" => {
+                self.cfg.complete = false;
+                self.sequence(n, pending)
+            }
+            "if_statement" => self.if_statement(n, pending),
+            "while_statement" => self.while_statement(n, pending),
+            "do_statement" => self.do_statement(n, pending),
+            "for_statement" => self.for_statement(n, pending),
+            "switch_statement" => self.switch_statement(n, pending),
+            "case_statement" => {
+                // Outside a switch only after error recovery: keep its statements.
+                self.cfg.complete = false;
+                self.case_body(n, pending)
+            }
+            "break_statement" => {
+                match self.breaks.last_mut() {
+                    Some(targets) => targets.extend(pending),
+                    None => self.cfg.complete = false,
+                }
+                Vec::new()
+            }
+            "continue_statement" => {
+                match self.continues.last().copied() {
+                    Some(target) => self.connect_as(pending, target, EdgeKind::Back),
+                    None => self.cfg.complete = false,
+                }
+                Vec::new()
+            }
+            "return_statement" => {
+                let events = collect(self.cx, n, &mut self.cfg);
+                let id = self.node(NodeKind::Stmt, self.cx.span(n), events);
+                self.connect(pending, id);
+                self.connect_as(vec![(id, EdgeKind::Return, None)], EXIT, EdgeKind::Return);
+                Vec::new()
+            }
+            "goto_statement" => {
+                let label = n.child_by_field_name("label").map(|l| self.cx.normalized(l)).unwrap_or_default();
+                self.gotos.push((pending, label));
+                Vec::new()
+            }
+            "labeled_statement" => {
+                let label = n.child_by_field_name("label").map(|l| self.cx.normalized(l)).unwrap_or_default();
+                let id = self.join(n, pending);
+                self.labels.insert(label, id);
+                let mut out = vec![(id, EdgeKind::Seq, None)];
+                let mut cursor = n.walk();
+                for child in n.named_children(&mut cursor).skip(1) {
+                    out = self.stmt(child, out);
+                }
+                out
+            }
+            "attributed_statement" => {
+                let mut out = pending;
+                let mut cursor = n.walk();
+                for child in n.named_children(&mut cursor).filter(|c| c.kind() != "attribute_declaration") {
+                    out = self.stmt(child, out);
+                }
+                out
+            }
+            "comment" | ";" => pending,
+            _ => self.simple(n, pending),
+        }
+    }
+
+    fn if_statement(&mut self, n: TsNode<'_>, pending: Pending) -> Pending {
+        let Some(cond) = n.child_by_field_name("condition") else {
+            return self.simple(n, pending);
+        };
+        let (id, on_true, on_false) = self.branch(cond, pending);
+        let before = self.cfg.nodes.len();
+        let mut out = match n.child_by_field_name("consequence") {
+            Some(cons) => self.stmt(cons, vec![(id, EdgeKind::True, on_true)]),
+            None => vec![(id, EdgeKind::True, on_true)],
+        };
+        let disables_when_true = self.any_fault_disable(before);
+        let before = self.cfg.nodes.len();
+        let alternative = n.child_by_field_name("alternative").map(|alt| {
+            if alt.kind() == "else_clause" { alt.named_child(0).unwrap_or(alt) } else { alt }
+        });
+        match alternative {
+            Some(alt) => out.extend(self.stmt(alt, vec![(id, EdgeKind::False, on_false)])),
+            None => out.push((id, EdgeKind::False, on_false)),
+        }
+        let disables_when_false = self.any_fault_disable(before);
+        if let Some(assume) = on_true {
+            let info = &mut self.cfg.conds[assume.cond as usize];
+            if disables_when_true != disables_when_false && info.guards_fault_disable.is_none() {
+                info.guards_fault_disable = Some(if disables_when_true { assume.value } else { !assume.value });
+            }
+        }
+        out
+    }
+
+    /// Did the nodes created since `first` call `pagefault_disable()`?
+    fn any_fault_disable(&self, first: usize) -> bool {
+        self.cfg.nodes[first..]
+            .iter()
+            .any(|node| node.events.iter().any(|e| matches!(e.kind, EventKind::FaultDisable)))
+    }
+
+    fn constant(&self, cond: TsNode<'_>) -> Option<bool> {
+        let (text, negated) = condition_key(self.cx, cond);
+        match text.as_str() {
+            "1" | "true" => Some(!negated),
+            "0" | "false" => Some(negated),
+            _ => None,
+        }
+    }
+
+    fn loop_body(&mut self, body: Option<TsNode<'_>>, pending: Pending, continue_to: NodeId) -> (Pending, Pending) {
+        self.breaks.push(Vec::new());
+        self.continues.push(continue_to);
+        let out = match body {
+            Some(body) => self.stmt(body, pending),
+            None => pending,
+        };
+        self.continues.pop();
+        let breaks = self.breaks.pop().unwrap_or_default();
+        (out, breaks)
+    }
+
+    fn while_statement(&mut self, n: TsNode<'_>, pending: Pending) -> Pending {
+        let Some(cond) = n.child_by_field_name("condition") else {
+            return self.simple(n, pending);
+        };
+        let constant = self.constant(cond);
+        let (head, on_true, on_false) = self.branch(cond, pending);
+        let (body_out, mut out) = self.loop_body(n.child_by_field_name("body"), vec![(head, EdgeKind::True, on_true)], head);
+        self.connect_as(body_out, head, EdgeKind::Back);
+        if constant != Some(true) {
+            out.push((head, EdgeKind::False, on_false));
+        }
+        out
+    }
+
+    fn do_statement(&mut self, n: TsNode<'_>, pending: Pending) -> Pending {
+        let head = self.join(n, pending);
+        let cond = n.child_by_field_name("condition");
+        // `continue` jumps to the condition, which is built after the body.
+        let cond_join = self.node(NodeKind::Join, self.cx.span(n), Vec::new());
+        let (body_out, mut out) = self.loop_body(n.child_by_field_name("body"), vec![(head, EdgeKind::Seq, None)], cond_join);
+        self.connect(body_out, cond_join);
+        let Some(cond) = cond else {
+            out.push((cond_join, EdgeKind::Seq, None));
+            return out;
+        };
+        let constant = self.constant(cond);
+        let (branch, on_true, on_false) = self.branch(cond, vec![(cond_join, EdgeKind::Seq, None)]);
+        if constant != Some(false) {
+            self.connect_as(vec![(branch, EdgeKind::True, on_true)], head, EdgeKind::Back);
+        }
+        if constant != Some(true) {
+            out.push((branch, EdgeKind::False, on_false));
+        }
+        out
+    }
+
+    fn for_statement(&mut self, n: TsNode<'_>, pending: Pending) -> Pending {
+        let mut pending = pending;
+        if let Some(init) = n.child_by_field_name("initializer") {
+            pending = self.simple(init, pending);
+        }
+        let head = self.join(n, pending);
+        let cond = n.child_by_field_name("condition");
+        let constant = cond.and_then(|c| self.constant(c));
+        let (entry, exit) = match cond {
+            Some(cond) => {
+                let (branch, on_true, on_false) = self.branch(cond, vec![(head, EdgeKind::Seq, None)]);
+                (vec![(branch, EdgeKind::True, on_true)], Some((branch, EdgeKind::False, on_false)))
+            }
+            None => (vec![(head, EdgeKind::Seq, None)], None),
+        };
+        let update_join = self.node(NodeKind::Join, self.cx.span(n), Vec::new());
+        let (body_out, mut out) = self.loop_body(n.child_by_field_name("body"), entry, update_join);
+        self.connect(body_out, update_join);
+        let mut after_update = vec![(update_join, EdgeKind::Seq, None)];
+        if let Some(update) = n.child_by_field_name("update") {
+            after_update = self.simple(update, after_update);
+        }
+        self.connect_as(after_update, head, EdgeKind::Back);
+        if let Some(exit) = exit.filter(|_| constant != Some(true)) {
+            out.push(exit);
+        }
+        out
+    }
+
+    fn switch_statement(&mut self, n: TsNode<'_>, pending: Pending) -> Pending {
+        let Some(cond) = n.child_by_field_name("condition") else {
+            return self.simple(n, pending);
+        };
+        let events = collect(self.cx, cond, &mut self.cfg);
+        let dispatch = self.node(NodeKind::Branch, self.cx.span(cond), events);
+        self.connect(pending, dispatch);
+        self.breaks.push(Vec::new());
+        let mut fall: Pending = Vec::new();
+        let mut has_default = false;
+        if let Some(body) = n.child_by_field_name("body") {
+            let mut cursor = body.walk();
+            for child in body.named_children(&mut cursor) {
+                if child.kind() == "case_statement" {
+                    has_default |= child.child_by_field_name("value").is_none();
+                    fall.push((dispatch, EdgeKind::Case, None));
+                    fall = self.case_body(child, fall);
+                } else {
+                    // Statements before the first case are unreachable except by goto.
+                    fall = self.stmt(child, fall);
+                }
+            }
+        }
+        let mut out = self.breaks.pop().unwrap_or_default();
+        out.extend(fall);
+        if !has_default {
+            out.push((dispatch, EdgeKind::False, None));
+        }
+        out
+    }
+
+    fn case_body(&mut self, case: TsNode<'_>, pending: Pending) -> Pending {
+        let value = case.child_by_field_name("value").map(|v| v.id());
+        let mut out = pending;
+        let mut cursor = case.walk();
+        for child in case.named_children(&mut cursor) {
+            if Some(child.id()) != value {
+                out = self.stmt(child, out);
+            }
+        }
+        out
+    }
+}

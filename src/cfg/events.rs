@@ -1,0 +1,180 @@
+//! Turn the calls inside one statement or condition into catalogue events.
+
+use tree_sitter::Node as TsNode;
+
+use super::{AccessSite, AcquireSite, Cfg, Event, EventKind, MapSite, Span};
+use crate::catalogue::{Api, Catalogue};
+
+/// What event extraction needs besides the node.
+pub struct EventCx<'a> {
+    pub catalogue: &'a Catalogue,
+    /// The parsed text (the function body slice of the preprocessed file).
+    pub text: &'a [u8],
+    /// Offset of `text` in the file.
+    pub base: usize,
+    /// Identifiers of each tracked condition, indexed by condition id.
+    pub cond_idents: &'a [Vec<String>],
+}
+
+impl EventCx<'_> {
+    pub fn span(&self, node: TsNode<'_>) -> Span {
+        Span { start: self.base + node.start_byte(), end: self.base + node.end_byte() }
+    }
+
+    pub fn raw(&self, node: TsNode<'_>) -> &str {
+        std::str::from_utf8(&self.text[node.start_byte()..node.end_byte()]).unwrap_or("")
+    }
+
+    /// Node text without whitespace: `& mm->mmap_lock` and `&mm->mmap_lock` agree.
+    pub fn normalized(&self, node: TsNode<'_>) -> String {
+        self.raw(node).split_whitespace().collect()
+    }
+
+    fn first_arg(&self, call: TsNode<'_>) -> String {
+        call.child_by_field_name("arguments")
+            .and_then(|args| args.named_child(0))
+            .map(|a| self.normalized(a))
+            .unwrap_or_default()
+    }
+
+    /// The conditions whose identifiers include one of `lhs`'s identifiers.
+    fn conds_touched_by(&self, lhs: TsNode<'_>) -> u64 {
+        let text = self.raw(lhs);
+        let mut mask = 0u64;
+        for (i, idents) in self.cond_idents.iter().enumerate().take(64) {
+            if idents.iter().any(|id| identifiers(text).any(|t| t == id)) {
+                mask |= 1 << i;
+            }
+        }
+        mask
+    }
+}
+
+/// The identifiers of a piece of C text.
+pub fn identifiers(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|t| t.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_'))
+}
+
+/// The variable a call's result is stored in: `v = call()`, `T *v = call()`,
+/// also through casts and `call() + offset`.
+fn receiving_variable(cx: &EventCx<'_>, call: TsNode<'_>) -> Option<String> {
+    let mut child = call;
+    let mut parent = call.parent()?;
+    loop {
+        match parent.kind() {
+            "cast_expression" | "parenthesized_expression" | "binary_expression" => {}
+            "assignment_expression" => {
+                let left = parent.child_by_field_name("left")?;
+                return (left.id() != child.id()).then(|| cx.normalized(left));
+            }
+            "init_declarator" => {
+                let mut decl = parent.child_by_field_name("declarator")?;
+                while let Some(inner) = decl.child_by_field_name("declarator") {
+                    decl = inner;
+                }
+                return Some(cx.normalized(decl));
+            }
+            _ => return None,
+        }
+        child = parent;
+        parent = parent.parent()?;
+    }
+}
+
+/// Events of every call in `node`'s subtree, in evaluation order (arguments
+/// before the call that receives them). Sites are appended to `cfg`.
+pub fn collect(cx: &EventCx<'_>, node: TsNode<'_>, cfg: &mut Cfg) -> Vec<Event> {
+    let mut found: Vec<(usize, usize, Event)> = Vec::new();
+    let mut cursor = node.walk();
+    // Explicit pre-order walk: no recursion, so deep nesting cannot overflow.
+    'walk: loop {
+        let n = cursor.node();
+        match n.kind() {
+            "call_expression" => {
+                if let Some(event) = call_event(cx, n, cfg) {
+                    found.push((n.end_byte(), n.start_byte(), event));
+                }
+            }
+            "assignment_expression" | "update_expression" | "init_declarator" if !cx.cond_idents.is_empty() => {
+                let lhs = n
+                    .child_by_field_name("left")
+                    .or_else(|| n.child_by_field_name("argument"))
+                    .or_else(|| n.child_by_field_name("declarator"));
+                if let Some(lhs) = lhs {
+                    let conds = cx.conds_touched_by(lhs);
+                    if conds != 0 {
+                        let kind = EventKind::Forget { conds };
+                        found.push((n.end_byte(), n.start_byte(), Event { kind, span: cx.span(n) }));
+                    }
+                }
+            }
+            _ => {}
+        }
+        if cursor.goto_first_child() {
+            continue;
+        }
+        loop {
+            if cursor.node().id() == node.id() {
+                break 'walk;
+            }
+            if cursor.goto_next_sibling() {
+                continue 'walk;
+            }
+            if !cursor.goto_parent() {
+                break 'walk;
+            }
+        }
+    }
+    found.sort_by_key(|(end, start, _)| (*end, std::cmp::Reverse(*start)));
+    found.into_iter().map(|(_, _, e)| e).collect()
+}
+
+fn call_event(cx: &EventCx<'_>, call: TsNode<'_>, cfg: &mut Cfg) -> Option<Event> {
+    let function = call.child_by_field_name("function")?;
+    if function.kind() != "identifier" {
+        return None;
+    }
+    let name = cx.raw(function);
+    let api = cx.catalogue.lookup(name)?;
+    let span = cx.span(call);
+    let kind = match api {
+        Api::Map(family) => {
+            let site = u16::try_from(cfg.maps.len()).unwrap_or(u16::MAX);
+            let var = receiving_variable(cx, call);
+            cfg.maps.push(MapSite { name: name.to_owned(), family: *family, var, span });
+            EventKind::Map { site }
+        }
+        Api::Unmap(family) => EventKind::Unmap { family: *family, arg: cx.first_arg(call) },
+        Api::Access { inatomic } => {
+            let access = u32::try_from(cfg.accesses.len()).unwrap_or(u32::MAX);
+            cfg.accesses.push(AccessSite {
+                name: name.to_owned(),
+                inatomic: *inatomic,
+                span,
+                local_start: call.start_byte(),
+                local_end: call.end_byte(),
+            });
+            EventKind::Access { access }
+        }
+        Api::FaultDisable => EventKind::FaultDisable,
+        Api::FaultEnable => EventKind::FaultEnable,
+        Api::Acquire(ctx) => {
+            let arg = cx.first_arg(call);
+            if ctx.arg_contains.as_ref().is_some_and(|needle| !arg.contains(needle.as_str())) {
+                return None;
+            }
+            let site = u16::try_from(cfg.acquires.len()).unwrap_or(u16::MAX);
+            cfg.acquires.push(AcquireSite { name: name.to_owned(), group: ctx.group, kind: ctx.kind, arg, span });
+            EventKind::Acquire { site }
+        }
+        Api::Release(ctx) => {
+            let arg = cx.first_arg(call);
+            if ctx.arg_contains.as_ref().is_some_and(|needle| !arg.contains(needle.as_str())) {
+                return None;
+            }
+            EventKind::Release { group: ctx.group, arg }
+        }
+    };
+    Some(Event { kind, span })
+}

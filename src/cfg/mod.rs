@@ -1,0 +1,158 @@
+//! Per-function control-flow graph over statements.
+//!
+//! Nodes are statements or branch conditions that carry the catalogue events
+//! found in them (maps, unmaps, user accesses, fault and lock changes); edges
+//! are typed so that dumps and path explanations can say why control moves.
+
+pub mod build;
+pub mod dump;
+pub mod events;
+
+use crate::catalogue::{ContextKind, MapFamily};
+
+pub type NodeId = u32;
+
+/// Byte range in the original file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Span {
+    pub start: usize,
+    pub end: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeKind {
+    Entry,
+    Exit,
+    /// A statement (or loop initializer/update) with events.
+    Stmt,
+    /// The condition of an `if`, loop or `switch`.
+    Branch,
+    /// A join point: a label, a loop head.
+    Join,
+}
+
+/// Why control flows along an edge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EdgeKind {
+    /// Falls through to the next statement.
+    Seq,
+    /// Condition true / false.
+    True,
+    False,
+    /// `case`/`default` dispatch from a `switch`.
+    Case,
+    /// Back to a loop head.
+    Back,
+    /// `goto label`.
+    Goto,
+    /// `return`.
+    Return,
+}
+
+/// Along this edge, the tracked condition `cond` has value `value`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Assume {
+    pub cond: u16,
+    pub value: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Edge {
+    pub to: NodeId,
+    pub kind: EdgeKind,
+    pub assume: Option<Assume>,
+}
+
+#[derive(Debug)]
+pub struct Node {
+    pub kind: NodeKind,
+    pub span: Span,
+    pub events: Vec<Event>,
+    pub succs: Vec<Edge>,
+}
+
+/// What a call means for the analysis, in evaluation order within a node.
+#[derive(Clone, Debug)]
+pub enum EventKind {
+    /// A mapping begins; `site` indexes `Cfg::maps`.
+    Map { site: u16 },
+    /// A mapping ends; `arg` is the normalized first argument.
+    Unmap { family: MapFamily, arg: String },
+    FaultDisable,
+    FaultEnable,
+    /// A context is taken; `site` indexes `Cfg::acquires`.
+    Acquire { site: u16 },
+    /// A context of `group` is released; `arg` is the normalized first argument.
+    Release { group: u16, arg: String },
+    /// A user-memory access; `access` indexes `Cfg::accesses`.
+    Access { access: u32 },
+    /// Variables in tracked conditions are assigned: forget these conditions.
+    Forget { conds: u64 },
+}
+
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub kind: EventKind,
+    pub span: Span,
+}
+
+/// A `kmap*()` call.
+#[derive(Clone, Debug)]
+pub struct MapSite {
+    pub name: String,
+    pub family: MapFamily,
+    /// The variable that receives the address, if assigned.
+    pub var: Option<String>,
+    pub span: Span,
+}
+
+/// A context acquisition (lock, irq/preempt disable, mmap_lock).
+#[derive(Clone, Debug)]
+pub struct AcquireSite {
+    pub name: String,
+    pub group: u16,
+    pub kind: ContextKind,
+    pub arg: String,
+    pub span: Span,
+}
+
+/// A user access and the syntax around it that rules may need.
+#[derive(Clone, Debug)]
+pub struct AccessSite {
+    pub name: String,
+    pub inatomic: bool,
+    pub span: Span,
+    /// Byte offset of the call node in the parsed body (for tree lookups).
+    pub local_start: usize,
+    pub local_end: usize,
+}
+
+/// A condition text that appears in more than one `if`: a branch on it is
+/// remembered along paths, so `if (c) disable(); ... if (c) enable();` correlates.
+#[derive(Clone, Debug)]
+pub struct CondInfo {
+    pub text: String,
+    /// `Some(v)`: an `if` on this condition calls `pagefault_disable()` when it is `v`.
+    pub guards_fault_disable: Option<bool>,
+}
+
+#[derive(Debug, Default)]
+pub struct Cfg {
+    pub nodes: Vec<Node>,
+    pub maps: Vec<MapSite>,
+    pub acquires: Vec<AcquireSite>,
+    pub accesses: Vec<AccessSite>,
+    pub conds: Vec<CondInfo>,
+    /// False when part of the body did not parse, nesting was too deep, or a
+    /// `goto` had no label: the graph is an approximation.
+    pub complete: bool,
+}
+
+pub const ENTRY: NodeId = 0;
+pub const EXIT: NodeId = 1;
+
+impl Cfg {
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id as usize]
+    }
+}

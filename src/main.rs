@@ -1,0 +1,164 @@
+//! The `kmapcheck` command: parse arguments, run the driver, print, exit 0/1/2.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, ValueEnum};
+
+use kmapcheck::diag::Severity;
+use kmapcheck::driver::{self, RunResult};
+use kmapcheck::{Analyzer, report, rules};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Format {
+    /// Diagnostics with source snippets (codespan-reporting).
+    Human,
+    /// One JSON document (docs/json.md).
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Find kmap/page-fault bugs in Linux kernel C sources.
+///
+/// Examples:
+///   kmapcheck mm/                      check a directory
+///   kmapcheck --format json . > out.json
+///   kmapcheck --explain KM001
+#[derive(Debug, Parser)]
+#[command(name = "kmapcheck", version, verbatim_doc_comment)]
+struct Args {
+    /// Files or directories to check (.c and .h files); default: the current directory.
+    paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+    /// Colour for the human format (NO_COLOR in the environment means never).
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    color: Color,
+    /// Print files, coverage and time per phase to stderr.
+    #[arg(long)]
+    stats: bool,
+    /// Worker threads (0: one per core).
+    #[arg(long, short = 'j', default_value_t = 0)]
+    jobs: usize,
+    /// Print the full explanation of a rule (e.g. KM001) and exit.
+    #[arg(long, value_name = "CODE")]
+    explain: Option<String>,
+    /// List the rules and exit.
+    #[arg(long)]
+    list_rules: bool,
+    /// Print the control-flow graph of every analyzed function of the given files.
+    #[arg(long)]
+    dump_cfg: bool,
+}
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match run(&args) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("kmapcheck: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<u8> {
+    let mut stdout = std::io::stdout().lock();
+    if args.list_rules {
+        for rule in rules::RULES {
+            writeln!(stdout, "{}  {:<22} {:<8} {}", rule.code, rule.name, rule.default_severity.as_str(), rule.summary)?;
+        }
+        return Ok(0);
+    }
+    if let Some(code) = &args.explain {
+        let Some(rule) = rules::by_code(code) else {
+            eprintln!("kmapcheck: error: unknown rule `{code}` (see --list-rules)");
+            return Ok(2);
+        };
+        writeln!(stdout, "# {}: {}\n\n{}", rule.code, rule.summary, rule.doc)?;
+        return Ok(0);
+    }
+    let analyzer = Analyzer::new()?;
+    if args.dump_cfg {
+        for path in &args.paths {
+            let src = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+            writeln!(stdout, "# {}\n{}", path.display(), analyzer.dump_cfgs(&src))?;
+        }
+        return Ok(0);
+    }
+    let implicit_root = args.paths.is_empty();
+    let paths = if implicit_root { vec![PathBuf::from(".")] } else { args.paths.clone() };
+    let result = driver::run(&analyzer, &paths, implicit_root, args.jobs)?;
+    for problem in &result.problems {
+        eprintln!("kmapcheck: {problem}");
+    }
+    match args.format {
+        Format::Human => {
+            let color = match args.color {
+                Color::Always => true,
+                Color::Never => false,
+                Color::Auto => std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal(),
+            };
+            stdout.write_all(&report::human::render(&result.files, color))?;
+            eprintln!("{}", summary(&result));
+        }
+        Format::Json => stdout.write_all(report::json::render(&result.files, &result.stats).as_bytes())?,
+    }
+    stdout.flush()?;
+    if args.stats {
+        print_stats(&result);
+    }
+    Ok(u8::from(result.files.iter().any(|f| !f.diagnostics.is_empty())))
+}
+
+fn summary(result: &RunResult) -> String {
+    let all = result.files.iter().flat_map(|f| &f.diagnostics);
+    let errors = all.clone().filter(|d| d.severity == Severity::Error).count();
+    let warnings = all.filter(|d| d.severity == Severity::Warning).count();
+    let skipped = if result.stats.files_skipped > 0 {
+        format!(", {} file(s) skipped", result.stats.files_skipped)
+    } else {
+        String::new()
+    };
+    format!(
+        "kmapcheck: {errors} error(s), {warnings} warning(s) in {} file(s) checked{skipped}",
+        result.stats.files_seen - result.stats.files_skipped
+    )
+}
+
+fn print_stats(result: &RunResult) {
+    let s = &result.stats;
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+    let pct = |n: usize| if s.functions == 0 { 100.0 } else { 100.0 * n as f64 / s.functions as f64 };
+    eprintln!("files seen:          {}", s.files_seen);
+    eprintln!("  prefiltered out:   {}", s.prefiltered_out);
+    eprintln!("  analyzed:          {}", s.files_analyzed);
+    eprintln!("  skipped (errors):  {}", s.files_skipped);
+    eprintln!("functions analyzed:  {}", s.functions);
+    eprintln!("  complete CFG:      {} ({:.1}%)", s.complete, pct(s.complete));
+    eprintln!("  partial:           {} ({:.1}%)", s.partial, pct(s.partial));
+    eprintln!("time (wall):         {:.1} ms (walk {:.1} ms)", ms(s.wall), ms(s.walk));
+    eprintln!("time (summed over threads):");
+    eprintln!("  read+prefilter:    {:.1} ms", ms(s.times.prefilter));
+    eprintln!("  preprocess:        {:.1} ms", ms(s.times.preprocess));
+    eprintln!("  parse:             {:.1} ms", ms(s.times.parse));
+    eprintln!("  cfg:               {:.1} ms", ms(s.times.cfg));
+    eprintln!("  dataflow:          {:.1} ms", ms(s.times.dataflow));
+    eprintln!("  rules:             {:.1} ms", ms(s.times.rules));
+}

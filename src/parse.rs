@@ -1,0 +1,151 @@
+//! Find function bodies in preprocessed text and parse the ones that matter.
+//!
+//! Kernel headers often do not parse as C (macro-wrapped definitions such as
+//! `SYSCALL_DEFINE3(...)`), so function boundaries come from braces, not from
+//! the grammar: after preprocessing, comments, literals and directives are
+//! blank, so a top-level `{` that follows `)` opens a function body. Only
+//! bodies that contain a catalogue name are handed to tree-sitter, which parses
+//! a lone `{ ... }` as a top-level compound statement.
+
+use tree_sitter::{Parser, Tree};
+
+use crate::catalogue::Catalogue;
+use crate::preprocess::matching_paren;
+
+/// A function definition found in the preprocessed text.
+#[derive(Clone, Debug)]
+pub struct FunctionSpan {
+    pub name: String,
+    /// Byte offset of the `{` that opens the body.
+    pub body_start: usize,
+    /// Byte offset just past the closing `}` (the end of file if truncated).
+    pub body_end: usize,
+    /// The body has no closing brace (truncated or unbalanced input).
+    pub truncated: bool,
+}
+
+fn is_ident_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// Every top-level `{ ... }` that follows a `)`: the function definitions.
+pub fn find_functions(pre: &[u8], catalogue: &Catalogue) -> Vec<FunctionSpan> {
+    let mut out = Vec::new();
+    let mut depth = 0usize;
+    let mut item_start = 0usize;
+    let mut open = 0usize;
+    let mut is_function = false;
+    for pos in memchr::memchr3_iter(b'{', b'}', b';', pre) {
+        match pre[pos] {
+            b'{' => {
+                if depth == 0 {
+                    open = pos;
+                    is_function = pre[item_start..pos]
+                        .iter()
+                        .rev()
+                        .find(|b| !b.is_ascii_whitespace())
+                        == Some(&b')');
+                }
+                depth += 1;
+            }
+            b'}' => {
+                if depth == 0 {
+                    continue; // stray brace: unbalanced input, skip it
+                }
+                depth -= 1;
+                if depth == 0 {
+                    if is_function {
+                        let name = function_name(&pre[item_start..open], catalogue);
+                        out.push(FunctionSpan { name, body_start: open, body_end: pos + 1, truncated: false });
+                    }
+                    item_start = pos + 1;
+                }
+            }
+            _ => {
+                if depth == 0 {
+                    item_start = pos + 1;
+                }
+            }
+        }
+    }
+    if depth > 0 && is_function {
+        let name = function_name(&pre[item_start..open], catalogue);
+        out.push(FunctionSpan { name, body_start: open, body_end: pre.len(), truncated: true });
+    }
+    out
+}
+
+/// The declared name in a function header: the identifier before the first
+/// top-level `(`; for `SYSCALL_DEFINE3(name, ...)`-style wrappers, argument 1.
+fn function_name(header: &[u8], catalogue: &Catalogue) -> String {
+    let mut i = 0;
+    while i < header.len() {
+        if header[i] == b'(' {
+            let mut end = i;
+            while end > 0 && header[end - 1].is_ascii_whitespace() {
+                end -= 1;
+            }
+            let mut start = end;
+            while start > 0 && is_ident_byte(header[start - 1]) {
+                start -= 1;
+            }
+            let ident = String::from_utf8_lossy(&header[start..end]).into_owned();
+            if ident.is_empty() {
+                // `void (*f)(...)` style or a parenthesized declarator: look inside.
+                let close = matching_paren(header, i).unwrap_or(header.len());
+                i = close.max(i + 1);
+                continue;
+            }
+            if catalogue.definition_wrappers.iter().any(|w| *w == ident) {
+                let args = &header[i + 1..];
+                let name: String = args
+                    .iter()
+                    .skip_while(|b| b.is_ascii_whitespace())
+                    .take_while(|b| is_ident_byte(**b))
+                    .map(|b| char::from(*b))
+                    .collect();
+                return name;
+            }
+            return ident;
+        }
+        i += 1;
+    }
+    "<unknown>".to_owned()
+}
+
+/// Parses one function body. `None` only if tree-sitter gives up (timeout or
+/// cancellation), which the caller counts as an unparsed function.
+pub fn parse_body(parser: &mut Parser, pre: &[u8], span: &FunctionSpan) -> Option<Tree> {
+    parser.parse(&pre[span.body_start..span.body_end], None)
+}
+
+/// A parser for C, one per thread.
+pub fn new_parser() -> Parser {
+    let mut parser = Parser::new();
+    parser
+        .set_language(&tree_sitter_c::LANGUAGE.into())
+        .expect("tree-sitter-c is ABI-compatible with the tree-sitter crate (checked by tests/meta.rs)");
+    parser
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_functions_and_names() {
+        let cat = Catalogue::builtin().unwrap();
+        let src = b"struct s { int a; };\nstatic int x = { 1 };\nint foo(int a)\n{\n\tif (a) { }\n}\nSYSCALL_DEFINE2(bar, int, a, int, b)\n{\n}\n";
+        let fns = find_functions(src, &cat);
+        let names: Vec<_> = fns.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["foo", "bar"]);
+    }
+
+    #[test]
+    fn truncated_body_is_reported() {
+        let cat = Catalogue::builtin().unwrap();
+        let fns = find_functions(b"int foo(void)\n{\n\tif (x) {\n", &cat);
+        assert_eq!(fns.len(), 1);
+        assert!(fns[0].truncated);
+    }
+}

@@ -1,0 +1,337 @@
+//! Make kernel C palatable to tree-sitter without moving a byte.
+//!
+//! Every rewrite replaces bytes by spaces (or a same-length word) and keeps
+//! newlines, so a byte offset in the preprocessed text is the same offset in
+//! the original file: diagnostics never need a source map.
+//!
+//! - comments and the contents of string and character literals are blanked
+//!   (braces inside them would fool the function finder);
+//! - preprocessor directives are blanked, and of each `#if`/`#elif`/`#else`
+//!   chain only the first branch is kept (the `#else` of an `#if 0`);
+//! - annotation macros (`__user`, `__acquires(x)`, ...) from the catalogue are
+//!   blanked;
+//! - inside function bodies, iterator macros (`list_for_each_entry(...)`) are
+//!   renamed `while`, so a loop header followed by a body parses as a loop.
+
+use std::collections::HashSet;
+
+use crate::catalogue::Catalogue;
+
+/// The annotation and iterator vocabulary, looked up once per identifier.
+pub struct Vocabulary<'c> {
+    bare: HashSet<&'c str>,
+    with_args: HashSet<&'c str>,
+    catalogue: &'c Catalogue,
+}
+
+impl<'c> Vocabulary<'c> {
+    pub fn new(catalogue: &'c Catalogue) -> Self {
+        Self {
+            bare: catalogue.bare_annotations.iter().map(String::as_str).collect(),
+            with_args: catalogue.annotations_with_args.iter().map(String::as_str).collect(),
+            catalogue,
+        }
+    }
+}
+
+/// Returns the preprocessed copy of `src` (same length).
+pub fn preprocess(src: &[u8], vocab: &Vocabulary<'_>) -> Vec<u8> {
+    let mut out = src.to_vec();
+    blank_lexical(&mut out);
+    rewrite_identifiers(&mut out, vocab);
+    out
+}
+
+fn blank(buf: &mut [u8], from: usize, to: usize) {
+    for b in &mut buf[from..to] {
+        if *b != b'\n' {
+            *b = b' ';
+        }
+    }
+}
+
+/// One `#if` nesting level: is its enclosing region live, and has one of its
+/// branches already been chosen?
+struct Conditional {
+    parent_live: bool,
+    chosen: bool,
+    live: bool,
+}
+
+/// Blanks comments, literal contents, directives and inactive branches.
+fn blank_lexical(buf: &mut [u8]) {
+    let len = buf.len();
+    let mut stack: Vec<Conditional> = Vec::new();
+    let live = |stack: &Vec<Conditional>| stack.last().is_none_or(|c| c.live);
+    let mut i = 0;
+    let mut line_start = true;
+    while i < len {
+        let b = buf[i];
+        if b == b'\n' {
+            line_start = true;
+            i += 1;
+            continue;
+        }
+        if line_start && (b == b' ' || b == b'\t' || b == b'\r' || b == 0x0c) {
+            i += 1;
+            continue;
+        }
+        if line_start && b == b'#' {
+            let end = directive_end(buf, i);
+            let directive = directive_word(&buf[i + 1..end]);
+            apply_directive(&mut stack, &directive, &buf[i + 1..end]);
+            blank(buf, i, end);
+            i = end;
+            continue;
+        }
+        line_start = false;
+        if !live(&stack) {
+            // Inactive branch: not lexed (it may hold prose with stray quotes).
+            let end = memchr::memchr(b'\n', &buf[i..]).map_or(len, |p| i + p);
+            blank(buf, i, end);
+            i = end;
+            continue;
+        }
+        match b {
+            b'/' if buf.get(i + 1) == Some(&b'/') => {
+                let end = line_comment_end(buf, i);
+                blank(buf, i, end);
+                i = end;
+            }
+            b'/' if buf.get(i + 1) == Some(&b'*') => {
+                let end = memchr::memmem::find(&buf[i + 2..], b"*/").map_or(len, |p| i + 2 + p + 2);
+                blank(buf, i, end);
+                i = end;
+            }
+            b'"' | b'\'' => {
+                let end = literal_end(buf, i, b);
+                // Keep the quotes so the parser still sees a literal.
+                let inner_end = if end > i + 1 && buf[end - 1] == b { end - 1 } else { end };
+                blank(buf, i + 1, inner_end);
+                i = end;
+            }
+            _ => i += 1,
+        }
+    }
+}
+
+/// End of a directive: the newline that is not escaped by a backslash.
+/// Comments inside a directive are blanked with it.
+fn directive_end(buf: &[u8], start: usize) -> usize {
+    let mut i = start;
+    while i < buf.len() {
+        match buf[i] {
+            b'\\' if buf.get(i + 1) == Some(&b'\n') => i += 2,
+            b'\\' if buf.get(i + 1) == Some(&b'\r') && buf.get(i + 2) == Some(&b'\n') => i += 3,
+            b'/' if buf.get(i + 1) == Some(&b'*') => {
+                i = memchr::memmem::find(&buf[i + 2..], b"*/").map_or(buf.len(), |p| i + 2 + p + 2);
+            }
+            b'\n' => return i,
+            _ => i += 1,
+        }
+    }
+    buf.len()
+}
+
+fn line_comment_end(buf: &[u8], start: usize) -> usize {
+    let mut i = start;
+    while i < buf.len() {
+        match buf[i] {
+            b'\\' if buf.get(i + 1) == Some(&b'\n') => i += 2,
+            b'\n' => return i,
+            _ => i += 1,
+        }
+    }
+    buf.len()
+}
+
+/// End (exclusive) of a string or char literal; an unterminated literal ends
+/// at the end of its line, as the compiler would report it.
+fn literal_end(buf: &[u8], start: usize, quote: u8) -> usize {
+    let mut i = start + 1;
+    while i < buf.len() {
+        match buf[i] {
+            b'\\' => i += 2,
+            b'\n' => return i,
+            c if c == quote => return i + 1,
+            _ => i += 1,
+        }
+    }
+    buf.len()
+}
+
+fn directive_word(body: &[u8]) -> String {
+    let trimmed: Vec<u8> = body.iter().copied().skip_while(|b| *b == b' ' || *b == b'\t').collect();
+    trimmed
+        .iter()
+        .take_while(|b| b.is_ascii_alphabetic())
+        .map(|b| char::from(*b))
+        .collect()
+}
+
+/// `#if 0` (and `#if false`) is the one condition we can decide without a config.
+fn is_false_condition(body: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(body);
+    let rest = text.trim_start().trim_start_matches(|c: char| c.is_ascii_alphabetic());
+    let cond: String = rest.split("/*").next().unwrap_or("").split_whitespace().collect();
+    cond == "0" || cond == "false" || cond == "(0)"
+}
+
+fn apply_directive(stack: &mut Vec<Conditional>, word: &str, body: &[u8]) {
+    let parent_live = stack.last().is_none_or(|c| c.live);
+    match word {
+        "if" | "ifdef" | "ifndef" => {
+            let take = !(word == "if" && is_false_condition(body));
+            stack.push(Conditional { parent_live, chosen: take, live: parent_live && take });
+        }
+        "elif" | "elifdef" | "elifndef" | "else" => {
+            if let Some(top) = stack.last_mut() {
+                let take = !top.chosen && !(word == "elif" && is_false_condition(body));
+                top.chosen |= take;
+                top.live = top.parent_live && take;
+            }
+        }
+        "endif" => {
+            stack.pop();
+        }
+        _ => {}
+    }
+}
+
+fn is_ident_start(b: u8) -> bool {
+    b.is_ascii_alphabetic() || b == b'_'
+}
+
+fn is_ident_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// End (exclusive) of the balanced parenthesis group starting at `open`.
+pub fn matching_paren(buf: &[u8], open: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, &b) in buf.iter().enumerate().skip(open) {
+        match b {
+            b'(' => depth += 1,
+            b')' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            b'{' | b'}' | b';' => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
+fn skip_spaces(buf: &[u8], mut i: usize) -> usize {
+    while i < buf.len() && buf[i].is_ascii_whitespace() {
+        i += 1;
+    }
+    i
+}
+
+/// Blanks annotations everywhere and renames iterator macros inside bodies.
+fn rewrite_identifiers(buf: &mut [u8], vocab: &Vocabulary<'_>) {
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < buf.len() {
+        let b = buf[i];
+        if b == b'{' {
+            depth += 1;
+            i += 1;
+            continue;
+        }
+        if b == b'}' {
+            depth = depth.saturating_sub(1);
+            i += 1;
+            continue;
+        }
+        if !is_ident_start(b) || (i > 0 && is_ident_byte(buf[i - 1])) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < buf.len() && is_ident_byte(buf[i]) {
+            i += 1;
+        }
+        let Ok(word) = std::str::from_utf8(&buf[start..i]) else { continue };
+        if vocab.bare.contains(word) {
+            blank(buf, start, i);
+        } else if vocab.with_args.contains(word) {
+            let open = skip_spaces(buf, i);
+            let end = if buf.get(open) == Some(&b'(') {
+                matching_paren(buf, open).unwrap_or(i)
+            } else {
+                i
+            };
+            blank(buf, start, end);
+            i = end;
+        } else if depth > 0 && word.len() >= 5 && vocab.catalogue.is_iterator(word) {
+            let open = skip_spaces(buf, i);
+            if buf.get(open) != Some(&b'(') {
+                continue;
+            }
+            let Some(close) = matching_paren(buf, open) else { continue };
+            let next = skip_spaces(buf, close);
+            // A loop header is followed by its body, never by `;` or an operator.
+            let body_follows = buf.get(next).is_some_and(|&c| c == b'{' || is_ident_start(c));
+            if body_follows {
+                buf[start..start + 5].copy_from_slice(b"while");
+                blank(buf, start + 5, i);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pre(src: &str) -> String {
+        let cat = Catalogue::builtin().unwrap();
+        let vocab = Vocabulary::new(&cat);
+        String::from_utf8(preprocess(src.as_bytes(), &vocab)).unwrap()
+    }
+
+    #[test]
+    fn keeps_length_and_newlines() {
+        let src = "int f(void __user *p) /* c */\n{\n#ifdef X\n\ta();\n#else\n\tb();\n#endif\n}\n";
+        let out = pre(src);
+        assert_eq!(out.len(), src.len());
+        assert_eq!(out.matches('\n').count(), src.matches('\n').count());
+        assert!(out.contains("a();"));
+        assert!(!out.contains("b();"));
+        assert!(!out.contains("__user"));
+    }
+
+    #[test]
+    fn if_zero_keeps_else_branch() {
+        let out = pre("#if 0\nold();\n#else\nnew();\n#endif\n");
+        assert!(!out.contains("old"));
+        assert!(out.contains("new();"));
+    }
+
+    #[test]
+    fn iterator_becomes_while_only_in_bodies() {
+        let out = pre("void f(void)\n{\n\tlist_for_each_entry(p, &h, node) {\n\t\tx();\n\t}\n}\n");
+        assert!(out.contains("while              (p, &h, node) {"));
+        let decl = pre("static int walk_for_each_page(int a)\n{\n}\n");
+        assert!(decl.contains("walk_for_each_page"));
+    }
+
+    #[test]
+    fn braces_in_literals_and_comments_are_blanked() {
+        let out = pre("char *s = \"{\"; char c = '}'; /* { */\n");
+        assert_eq!(out.matches('{').count(), 0);
+        assert_eq!(out.matches('}').count(), 0);
+    }
+
+    #[test]
+    fn annotation_with_arguments_is_blanked() {
+        let out = pre("int f(void) __acquires(&l->lock)\n{\n}\n");
+        assert!(out.starts_with("int f(void)  "));
+        assert!(!out.contains("lock"));
+    }
+}

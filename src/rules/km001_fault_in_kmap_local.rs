@@ -1,0 +1,180 @@
+use super::{RuleCx, declare_rule, evidence};
+use crate::catalogue::{ContextKind, MapFamily};
+use crate::cfg::Span;
+use crate::dataflow::lattice::Fact;
+use crate::diag::{Diagnostic, Label, Severity};
+
+declare_rule! {
+    /// ## What it does
+    /// Finds a user-memory access that may fault (`copy_from_user()`,
+    /// `get_user()`, `copy_page_from_iter()`, `__copy_from_user_inatomic()`, ...)
+    /// made while a `kmap_local_page()`/`kmap_local_folio()`/`kmap_local_pfn()`
+    /// mapping is live, with page faults enabled on some path that reaches it,
+    /// in a context that shows a fault is not allowed there.
+    ///
+    /// ## Why is this bad
+    /// `kmap_atomic()` silently disabled page faults and preemption;
+    /// `kmap_local_*()` does not (Documentation/mm/highmem.rst). Code converted
+    /// from the first to the second may still rely on the copy failing fast
+    /// instead of faulting. In `shmem_mfill_atomic_pte()` the copy runs with
+    /// `mmap_lock` held for read and a failure returns `-ENOENT` so that the
+    /// caller retries outside the lock. If the copy faults instead, the fault
+    /// handler takes `mmap_lock` again; rwsems are fair, so with a writer
+    /// queued (another thread calling `mmap()`) the second read lock waits for
+    /// the writer, which waits for the first reader: deadlock. Under a spinlock,
+    /// with interrupts or preemption disabled, or in an RCU read-side section,
+    /// a fault may sleep in atomic context.
+    ///
+    /// The rule needs evidence that a fault is not allowed, and says which it found:
+    /// 1. the access is an `_inatomic` variant (its author assumed faults were off) — error;
+    /// 2. an atomic context is held at the access (`spin_lock*()`, `local_irq_save()`,
+    ///    `preempt_disable()`, `rcu_read_lock()`, `pte_offset_map_lock()`, ...) — error;
+    /// 3. `mmap_lock` is held at the access, taken in this function — error;
+    /// 4. a failed copy leads to a "retry elsewhere" fallback (`-ENOENT`, `-EAGAIN`) — warning.
+    ///
+    /// A plain `copy_from_user()` under `kmap_local_page()` with none of these is
+    /// correct: faults are allowed there, and the rule stays silent.
+    ///
+    /// ## Example
+    /// ```c
+    /// kaddr = kmap_local_folio(folio, 0);
+    /// ret = copy_from_user(kaddr, (const void __user *)src, PAGE_SIZE);
+    /// kunmap_local(kaddr);
+    /// if (unlikely(ret)) {
+    ///         ret = -ENOENT;          /* retried outside mmap_lock */
+    ///         goto out;
+    /// }
+    /// ```
+    ///
+    /// ## Use instead
+    /// ```c
+    /// kaddr = kmap_local_folio(folio, 0);
+    /// pagefault_disable();
+    /// ret = copy_from_user(kaddr, (const void __user *)src, PAGE_SIZE);
+    /// pagefault_enable();
+    /// kunmap_local(kaddr);
+    /// ```
+    ///
+    /// ## Known limitations
+    /// Context held by callers is not seen yet (the seed function's caller holds
+    /// `mmap_lock`, so the seed is a warning from evidence 4 alone). `guard()` and
+    /// `scoped_guard()` locks are not modelled. Conditions are correlated only when
+    /// the same condition text guards both the disable and the enable.
+    pub static KM001 = Rule {
+        code: "KM001",
+        name: "fault-in-kmap-local",
+        summary: "user access may fault under kmap_local_*() where faults are not allowed",
+        default_severity: Severity::Error,
+        needs: &[MapFamily::Local],
+        check: check,
+    };
+}
+
+/// Why a fault is not allowed at one access.
+enum Evidence {
+    Inatomic,
+    Held { site: usize },
+    Retry { span: Span },
+}
+
+fn check(cx: &RuleCx<'_>) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for (index, access) in cx.cfg.accesses.iter().enumerate() {
+        let violating: Vec<&Fact> = cx.facts.at_access[index]
+            .iter()
+            .filter(|f| f.live_local != 0 && f.fault_depth == 0 && !deliberately_faultable(cx, f))
+            .collect();
+        if violating.is_empty() {
+            continue;
+        }
+        let mut evidence = Vec::new();
+        if access.inatomic {
+            evidence.push(Evidence::Inatomic);
+        }
+        let held = violating.iter().fold(0u64, |acc, f| acc | f.held);
+        for site in (0..cx.cfg.acquires.len().min(64)).filter(|s| held & (1 << s) != 0) {
+            evidence.push(Evidence::Held { site });
+        }
+        if let Some(span) = evidence::retry_fallback(cx, access.local_start, access.local_end) {
+            evidence.push(Evidence::Retry { span });
+        }
+        if evidence.is_empty() {
+            continue;
+        }
+        let live = violating.iter().fold(0u64, |acc, f| acc | f.live_local);
+        let map = &cx.cfg.maps[63 - live.leading_zeros() as usize];
+        out.push(diagnostic(cx, index, map, &evidence));
+    }
+    out
+}
+
+/// A path that skipped a `pagefault_disable()` guarded by a condition that also
+/// guards the matching enable: the author chose to allow faults on it.
+fn deliberately_faultable(cx: &RuleCx<'_>, fact: &Fact) -> bool {
+    fact.assumptions
+        .iter()
+        .any(|a| cx.cfg.conds[a.cond as usize].guards_fault_disable == Some(!a.value))
+}
+
+fn diagnostic(cx: &RuleCx<'_>, index: usize, map: &crate::cfg::MapSite, evidence: &[Evidence]) -> Diagnostic {
+    let access = &cx.cfg.accesses[index];
+    let mut secondary = vec![Label {
+        span: map.span,
+        message: format!("mapped by `{}()`, which does not disable page faults", map.name),
+    }];
+    let mut notes = Vec::new();
+    let mut severity = Severity::Warning;
+    for ev in evidence {
+        match ev {
+            Evidence::Inatomic => {
+                severity = Severity::Error;
+                notes.push(format!(
+                    "evidence: `{}()` is an _inatomic access: its caller must have disabled page faults",
+                    access.name
+                ));
+            }
+            Evidence::Held { site } => {
+                let site = &cx.cfg.acquires[*site];
+                severity = Severity::Error;
+                let (label, note) = match site.kind {
+                    ContextKind::Mmap => (
+                        format!("`{}()` takes mmap_lock here; it is still held at the access", site.name),
+                        "evidence: mmap_lock is held: the fault handler takes it again and deadlocks behind a queued writer".to_owned(),
+                    ),
+                    ContextKind::Atomic => (
+                        format!("`{}()` here makes the access atomic context", site.name),
+                        format!("evidence: atomic context (`{}()` held): resolving a fault may sleep", site.name),
+                    ),
+                };
+                secondary.push(Label { span: site.span, message: label });
+                notes.push(note);
+            }
+            Evidence::Retry { span } => {
+                secondary.push(Label {
+                    span: *span,
+                    message: "a failed copy falls back to a retry here: the copy was meant to fail fast".to_owned(),
+                });
+                notes.push("evidence: a failed copy returns a retry code, so it was expected to fail instead of faulting".to_owned());
+            }
+        }
+    }
+    Diagnostic {
+        code: KM001.code,
+        severity,
+        message: format!(
+            "`{}()` may fault under `{}()`: pagefault_disable() is missing",
+            access.name, map.name
+        ),
+        function: cx.function.to_owned(),
+        primary: Label {
+            span: access.span,
+            message: "page faults are enabled here on some path".to_owned(),
+        },
+        secondary,
+        notes,
+        help: Some(format!(
+            "wrap the access: `pagefault_disable(); {}(...); pagefault_enable();` and handle the failure",
+            access.name
+        )),
+    }
+}
