@@ -116,11 +116,26 @@ struct MacrosFile {
 
 /// The built-in catalogue sources, in load order: (file name, text).
 pub const BUILTIN: [(&str, &str); 5] = [
-    ("queries/api/maps.toml", include_str!("../queries/api/maps.toml")),
-    ("queries/api/uaccess.toml", include_str!("../queries/api/uaccess.toml")),
-    ("queries/api/context.toml", include_str!("../queries/api/context.toml")),
-    ("queries/api/iterators.toml", include_str!("../queries/api/iterators.toml")),
-    ("queries/api/macros.toml", include_str!("../queries/api/macros.toml")),
+    (
+        "queries/api/maps.toml",
+        include_str!("../queries/api/maps.toml"),
+    ),
+    (
+        "queries/api/uaccess.toml",
+        include_str!("../queries/api/uaccess.toml"),
+    ),
+    (
+        "queries/api/context.toml",
+        include_str!("../queries/api/context.toml"),
+    ),
+    (
+        "queries/api/iterators.toml",
+        include_str!("../queries/api/iterators.toml"),
+    ),
+    (
+        "queries/api/macros.toml",
+        include_str!("../queries/api/macros.toml"),
+    ),
 ];
 
 /// Everything the pipeline knows about kernel APIs.
@@ -172,7 +187,12 @@ impl Catalogue {
     fn load_uaccess(&mut self, file: UaccessFile) {
         for entry in file.access {
             for name in entry.names {
-                self.apis.insert(name, Api::Access { inatomic: entry.inatomic });
+                self.apis.insert(
+                    name,
+                    Api::Access {
+                        inatomic: entry.inatomic,
+                    },
+                );
             }
         }
         // nofault names are deliberately absent from `apis`: they are not accesses.
@@ -190,7 +210,11 @@ impl Catalogue {
         for entry in file.context {
             let group = u16::try_from(self.group_names.len()).unwrap_or(u16::MAX);
             self.group_names.push(entry.group);
-            let ctx = ContextRef { group, kind: entry.kind, arg_contains: entry.arg_contains };
+            let ctx = ContextRef {
+                group,
+                kind: entry.kind,
+                arg_contains: entry.arg_contains,
+            };
             for name in entry.acquire {
                 self.apis.insert(name, Api::Acquire(ctx.clone()));
             }
@@ -220,7 +244,10 @@ impl Catalogue {
     /// Is `name` a kernel iterator macro (a loop header followed by a body)?
     pub fn is_iterator(&self, name: &str) -> bool {
         self.iterator_names.iter().any(|n| n == name)
-            || self.iterator_substrings.iter().any(|s| name.contains(s.as_str()))
+            || self
+                .iterator_substrings
+                .iter()
+                .any(|s| name.contains(s.as_str()))
     }
 
     pub fn is_retry_code(&self, ident: &str) -> bool {
@@ -239,8 +266,14 @@ mod tests {
     #[test]
     fn builtin_catalogue_loads_and_knows_the_seed_apis() {
         let cat = Catalogue::builtin().unwrap();
-        assert_eq!(cat.lookup("kmap_local_folio"), Some(&Api::Map(MapFamily::Local)));
-        assert_eq!(cat.lookup("copy_from_user"), Some(&Api::Access { inatomic: false }));
+        assert_eq!(
+            cat.lookup("kmap_local_folio"),
+            Some(&Api::Map(MapFamily::Local))
+        );
+        assert_eq!(
+            cat.lookup("copy_from_user"),
+            Some(&Api::Access { inatomic: false })
+        );
         assert_eq!(cat.lookup("pagefault_disable"), Some(&Api::FaultDisable));
         assert!(cat.lookup("copy_from_user_nofault").is_none());
         assert!(cat.is_iterator("list_for_each_entry_safe"));

@@ -51,7 +51,11 @@ fn is_c_source(path: &Path) -> bool {
 /// The display form of a path: as given, but `./x` for the default `.` root is `x`.
 fn display(path: &Path, implicit_root: bool) -> String {
     let s = path.to_string_lossy();
-    if implicit_root { s.strip_prefix("./").unwrap_or(&s).to_owned() } else { s.into_owned() }
+    if implicit_root {
+        s.strip_prefix("./").unwrap_or(&s).to_owned()
+    } else {
+        s.into_owned()
+    }
 }
 
 /// Expands the inputs into C files; problems found while walking are returned too.
@@ -72,7 +76,10 @@ fn collect_inputs(paths: &[PathBuf], implicit_root: bool) -> (Vec<(String, PathB
             } else if is_c_source(root) {
                 files.push((display(root, implicit_root), root.clone()));
             } else {
-                problems.push(format!("{}: not a C source (.c or .h), skipped", root.display()));
+                problems.push(format!(
+                    "{}: not a C source (.c or .h), skipped",
+                    root.display()
+                ));
             }
             continue;
         }
@@ -81,8 +88,15 @@ fn collect_inputs(paths: &[PathBuf], implicit_root: bool) -> (Vec<(String, PathB
                 Ok(e) if e.file_type().is_file() && is_c_source(e.path()) => {
                     files.push((display(e.path(), implicit_root), e.into_path()));
                 }
-                Ok(e) if !e.file_type().is_dir() && !e.file_type().is_symlink() && is_c_source(e.path()) => {
-                    problems.push(format!("{}: not a regular file, skipped", e.path().display()));
+                Ok(e)
+                    if !e.file_type().is_dir()
+                        && !e.file_type().is_symlink()
+                        && is_c_source(e.path()) =>
+                {
+                    problems.push(format!(
+                        "{}: not a regular file, skipped",
+                        e.path().display()
+                    ));
                 }
                 Ok(_) => {}
                 Err(e) => problems.push(e.to_string()),
@@ -93,16 +107,24 @@ fn collect_inputs(paths: &[PathBuf], implicit_root: bool) -> (Vec<(String, PathB
 }
 
 enum Outcome {
-    Analyzed { findings: Option<FileFindings>, stats: FileStats },
+    Analyzed {
+        findings: Option<FileFindings>,
+        stats: FileStats,
+    },
     Skipped(String),
 }
 
 fn check_one(analyzer: &Analyzer, shown: String, path: &Path) -> Outcome {
     let source = match std::fs::metadata(path) {
         Ok(m) if m.len() > MAX_FILE_BYTES => {
-            return Outcome::Skipped(format!("{shown}: {} bytes, larger than the {MAX_FILE_BYTES}-byte limit, skipped", m.len()));
+            return Outcome::Skipped(format!(
+                "{shown}: {} bytes, larger than the {MAX_FILE_BYTES}-byte limit, skipped",
+                m.len()
+            ));
         }
-        Ok(m) if !m.is_file() => return Outcome::Skipped(format!("{shown}: not a regular file, skipped")),
+        Ok(m) if !m.is_file() => {
+            return Outcome::Skipped(format!("{shown}: not a regular file, skipped"));
+        }
         Ok(_) => std::fs::read(path),
         Err(e) => Err(e),
     };
@@ -111,26 +133,44 @@ fn check_one(analyzer: &Analyzer, shown: String, path: &Path) -> Outcome {
         Err(e) => return Outcome::Skipped(format!("{shown}: cannot read: {e}")),
     };
     if memchr::memchr(0, &source).is_some() {
-        return Outcome::Skipped(format!("{shown}: binary file (contains NUL bytes), skipped"));
+        return Outcome::Skipped(format!(
+            "{shown}: binary file (contains NUL bytes), skipped"
+        ));
     }
     let report = analyzer.check_source(&source);
-    let findings = (!report.diagnostics.is_empty()).then(|| FileFindings {
+    let findings = (!report.diagnostics.is_empty()).then_some(FileFindings {
         path: shown,
         source,
         diagnostics: report.diagnostics,
     });
-    Outcome::Analyzed { findings, stats: report.stats }
+    Outcome::Analyzed {
+        findings,
+        stats: report.stats,
+    }
 }
 
 /// Checks every C file under `paths` with `jobs` threads (0: one per core).
-pub fn run(analyzer: &Analyzer, paths: &[PathBuf], implicit_root: bool, jobs: usize) -> anyhow::Result<RunResult> {
+pub fn run(
+    analyzer: &Analyzer,
+    paths: &[PathBuf],
+    implicit_root: bool,
+    jobs: usize,
+) -> anyhow::Result<RunResult> {
     let start = Instant::now();
     let (inputs, mut problems) = collect_inputs(paths, implicit_root);
     let walk = start.elapsed();
     let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build()?;
-    let outcomes: Vec<Outcome> =
-        pool.install(|| inputs.par_iter().map(|(shown, path)| check_one(analyzer, shown.clone(), path)).collect());
-    let mut stats = RunStats { files_seen: inputs.len(), walk, ..RunStats::default() };
+    let outcomes: Vec<Outcome> = pool.install(|| {
+        inputs
+            .par_iter()
+            .map(|(shown, path)| check_one(analyzer, shown.clone(), path))
+            .collect()
+    });
+    let mut stats = RunStats {
+        files_seen: inputs.len(),
+        walk,
+        ..RunStats::default()
+    };
     let mut files = Vec::new();
     for outcome in outcomes {
         match outcome {
@@ -155,5 +195,9 @@ pub fn run(analyzer: &Analyzer, paths: &[PathBuf], implicit_root: bool, jobs: us
     files.sort_by(|a, b| a.path.cmp(&b.path));
     problems.sort();
     stats.wall = start.elapsed();
-    Ok(RunResult { files, problems, stats })
+    Ok(RunResult {
+        files,
+        problems,
+        stats,
+    })
 }

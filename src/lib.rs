@@ -97,7 +97,11 @@ impl Analyzer {
         needles.sort_unstable();
         needles.dedup();
         let prefilter = Prefilter::new(&needles);
-        Ok(Self { catalogue, prefilter, rules })
+        Ok(Self {
+            catalogue,
+            prefilter,
+            rules,
+        })
     }
 
     pub fn catalogue(&self) -> &Catalogue {
@@ -113,7 +117,9 @@ impl Analyzer {
                 report.diagnostics.extend((rule.check)(cx));
             }
         });
-        report.diagnostics.sort_by_key(|d| (d.primary.span.start, d.code));
+        report
+            .diagnostics
+            .sort_by_key(|d| (d.primary.span.start, d.code));
         report
     }
 
@@ -123,14 +129,23 @@ impl Analyzer {
         let mut out = String::new();
         let mut stats = FileStats::default();
         self.for_each_function(src, &mut stats, &mut |cx, span| {
-            let complete = if cx.cfg.complete { "complete" } else { "partial" };
+            let complete = if cx.cfg.complete {
+                "complete"
+            } else {
+                "partial"
+            };
             out.push_str(&format!("fn {} ({complete})\n", span.name));
             out.push_str(&cfg::dump::dump(cx.cfg, &|o| lines.position(o).0));
         });
         out
     }
 
-    fn for_each_function(&self, src: &[u8], stats: &mut FileStats, visit: &mut dyn FnMut(&RuleCx<'_>, &FunctionSpan)) {
+    fn for_each_function(
+        &self,
+        src: &[u8],
+        stats: &mut FileStats,
+        visit: &mut dyn FnMut(&RuleCx<'_>, &FunctionSpan),
+    ) {
         let t = Instant::now();
         let relevant = self.prefilter.may_match(src);
         stats.times.prefilter += t.elapsed();

@@ -82,7 +82,14 @@ fn run(args: &Args) -> Result<u8> {
     let mut stdout = std::io::stdout().lock();
     if args.list_rules {
         for rule in rules::RULES {
-            writeln!(stdout, "{}  {:<22} {:<8} {}", rule.code, rule.name, rule.default_severity.as_str(), rule.summary)?;
+            writeln!(
+                stdout,
+                "{}  {:<22} {:<8} {}",
+                rule.code,
+                rule.name,
+                rule.default_severity.as_str(),
+                rule.summary
+            )?;
         }
         return Ok(0);
     }
@@ -91,19 +98,24 @@ fn run(args: &Args) -> Result<u8> {
             eprintln!("kmapcheck: error: unknown rule `{code}` (see --list-rules)");
             return Ok(2);
         };
-        writeln!(stdout, "# {}: {}\n\n{}", rule.code, rule.summary, rule.doc)?;
+        write!(stdout, "{}", rule.explanation())?;
         return Ok(0);
     }
     let analyzer = Analyzer::new()?;
     if args.dump_cfg {
         for path in &args.paths {
-            let src = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+            let src =
+                std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
             writeln!(stdout, "# {}\n{}", path.display(), analyzer.dump_cfgs(&src))?;
         }
         return Ok(0);
     }
     let implicit_root = args.paths.is_empty();
-    let paths = if implicit_root { vec![PathBuf::from(".")] } else { args.paths.clone() };
+    let paths = if implicit_root {
+        vec![PathBuf::from(".")]
+    } else {
+        args.paths.clone()
+    };
     let result = driver::run(&analyzer, &paths, implicit_root, args.jobs)?;
     for problem in &result.problems {
         eprintln!("kmapcheck: {problem}");
@@ -113,23 +125,32 @@ fn run(args: &Args) -> Result<u8> {
             let color = match args.color {
                 Color::Always => true,
                 Color::Never => false,
-                Color::Auto => std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal(),
+                Color::Auto => {
+                    std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal()
+                }
             };
             stdout.write_all(&report::human::render(&result.files, color))?;
             eprintln!("{}", summary(&result));
         }
-        Format::Json => stdout.write_all(report::json::render(&result.files, &result.stats).as_bytes())?,
+        Format::Json => {
+            stdout.write_all(report::json::render(&result.files, &result.stats).as_bytes())?
+        }
     }
     stdout.flush()?;
     if args.stats {
         print_stats(&result);
     }
-    Ok(u8::from(result.files.iter().any(|f| !f.diagnostics.is_empty())))
+    Ok(u8::from(
+        result.files.iter().any(|f| !f.diagnostics.is_empty()),
+    ))
 }
 
 fn summary(result: &RunResult) -> String {
     let all = result.files.iter().flat_map(|f| &f.diagnostics);
-    let errors = all.clone().filter(|d| d.severity == Severity::Error).count();
+    let errors = all
+        .clone()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
     let warnings = all.filter(|d| d.severity == Severity::Warning).count();
     let skipped = if result.stats.files_skipped > 0 {
         format!(", {} file(s) skipped", result.stats.files_skipped)
@@ -145,15 +166,33 @@ fn summary(result: &RunResult) -> String {
 fn print_stats(result: &RunResult) {
     let s = &result.stats;
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
-    let pct = |n: usize| if s.functions == 0 { 100.0 } else { 100.0 * n as f64 / s.functions as f64 };
+    let pct = |n: usize| {
+        if s.functions == 0 {
+            100.0
+        } else {
+            100.0 * n as f64 / s.functions as f64
+        }
+    };
     eprintln!("files seen:          {}", s.files_seen);
     eprintln!("  prefiltered out:   {}", s.prefiltered_out);
     eprintln!("  analyzed:          {}", s.files_analyzed);
     eprintln!("  skipped (errors):  {}", s.files_skipped);
     eprintln!("functions analyzed:  {}", s.functions);
-    eprintln!("  complete CFG:      {} ({:.1}%)", s.complete, pct(s.complete));
-    eprintln!("  partial:           {} ({:.1}%)", s.partial, pct(s.partial));
-    eprintln!("time (wall):         {:.1} ms (walk {:.1} ms)", ms(s.wall), ms(s.walk));
+    eprintln!(
+        "  complete CFG:      {} ({:.1}%)",
+        s.complete,
+        pct(s.complete)
+    );
+    eprintln!(
+        "  partial:           {} ({:.1}%)",
+        s.partial,
+        pct(s.partial)
+    );
+    eprintln!(
+        "time (wall):         {:.1} ms (walk {:.1} ms)",
+        ms(s.wall),
+        ms(s.walk)
+    );
     eprintln!("time (summed over threads):");
     eprintln!("  read+prefilter:    {:.1} ms", ms(s.times.prefilter));
     eprintln!("  preprocess:        {:.1} ms", ms(s.times.preprocess));

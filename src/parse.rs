@@ -56,7 +56,12 @@ pub fn find_functions(pre: &[u8], catalogue: &Catalogue) -> Vec<FunctionSpan> {
                 if depth == 0 {
                     if is_function {
                         let name = function_name(&pre[item_start..open], catalogue);
-                        out.push(FunctionSpan { name, body_start: open, body_end: pos + 1, truncated: false });
+                        out.push(FunctionSpan {
+                            name,
+                            body_start: open,
+                            body_end: pos + 1,
+                            truncated: false,
+                        });
                     }
                     item_start = pos + 1;
                 }
@@ -70,7 +75,12 @@ pub fn find_functions(pre: &[u8], catalogue: &Catalogue) -> Vec<FunctionSpan> {
     }
     if depth > 0 && is_function {
         let name = function_name(&pre[item_start..open], catalogue);
-        out.push(FunctionSpan { name, body_start: open, body_end: pre.len(), truncated: true });
+        out.push(FunctionSpan {
+            name,
+            body_start: open,
+            body_end: pre.len(),
+            truncated: true,
+        });
     }
     out
 }
@@ -96,7 +106,7 @@ fn function_name(header: &[u8], catalogue: &Catalogue) -> String {
                 i = close.max(i + 1);
                 continue;
             }
-            if catalogue.definition_wrappers.iter().any(|w| *w == ident) {
+            if catalogue.definition_wrappers.contains(&ident) {
                 let args = &header[i + 1..];
                 let name: String = args
                     .iter()
@@ -122,9 +132,9 @@ pub fn parse_body(parser: &mut Parser, pre: &[u8], span: &FunctionSpan) -> Optio
 /// A parser for C, one per thread.
 pub fn new_parser() -> Parser {
     let mut parser = Parser::new();
-    parser
-        .set_language(&tree_sitter_c::LANGUAGE.into())
-        .expect("tree-sitter-c is ABI-compatible with the tree-sitter crate (checked by tests/meta.rs)");
+    parser.set_language(&tree_sitter_c::LANGUAGE.into()).expect(
+        "tree-sitter-c is ABI-compatible with the tree-sitter crate (checked by tests/meta.rs)",
+    );
     parser
 }
 

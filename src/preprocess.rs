@@ -27,8 +27,16 @@ pub struct Vocabulary<'c> {
 impl<'c> Vocabulary<'c> {
     pub fn new(catalogue: &'c Catalogue) -> Self {
         Self {
-            bare: catalogue.bare_annotations.iter().map(String::as_str).collect(),
-            with_args: catalogue.annotations_with_args.iter().map(String::as_str).collect(),
+            bare: catalogue
+                .bare_annotations
+                .iter()
+                .map(String::as_str)
+                .collect(),
+            with_args: catalogue
+                .annotations_with_args
+                .iter()
+                .map(String::as_str)
+                .collect(),
             catalogue,
         }
     }
@@ -106,7 +114,11 @@ fn blank_lexical(buf: &mut [u8]) {
             b'"' | b'\'' => {
                 let end = literal_end(buf, i, b);
                 // Keep the quotes so the parser still sees a literal.
-                let inner_end = if end > i + 1 && buf[end - 1] == b { end - 1 } else { end };
+                let inner_end = if end > i + 1 && buf[end - 1] == b {
+                    end - 1
+                } else {
+                    end
+                };
                 blank(buf, i + 1, inner_end);
                 i = end;
             }
@@ -161,7 +173,11 @@ fn literal_end(buf: &[u8], start: usize, quote: u8) -> usize {
 }
 
 fn directive_word(body: &[u8]) -> String {
-    let trimmed: Vec<u8> = body.iter().copied().skip_while(|b| *b == b' ' || *b == b'\t').collect();
+    let trimmed: Vec<u8> = body
+        .iter()
+        .copied()
+        .skip_while(|b| *b == b' ' || *b == b'\t')
+        .collect();
     trimmed
         .iter()
         .take_while(|b| b.is_ascii_alphabetic())
@@ -172,8 +188,15 @@ fn directive_word(body: &[u8]) -> String {
 /// `#if 0` (and `#if false`) is the one condition we can decide without a config.
 fn is_false_condition(body: &[u8]) -> bool {
     let text = String::from_utf8_lossy(body);
-    let rest = text.trim_start().trim_start_matches(|c: char| c.is_ascii_alphabetic());
-    let cond: String = rest.split("/*").next().unwrap_or("").split_whitespace().collect();
+    let rest = text
+        .trim_start()
+        .trim_start_matches(|c: char| c.is_ascii_alphabetic());
+    let cond: String = rest
+        .split("/*")
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
     cond == "0" || cond == "false" || cond == "(0)"
 }
 
@@ -182,11 +205,16 @@ fn apply_directive(stack: &mut Vec<Conditional>, word: &str, body: &[u8]) {
     match word {
         "if" | "ifdef" | "ifndef" => {
             let take = !(word == "if" && is_false_condition(body));
-            stack.push(Conditional { parent_live, chosen: take, live: parent_live && take });
+            stack.push(Conditional {
+                parent_live,
+                chosen: take,
+                live: parent_live && take,
+            });
         }
         "elif" | "elifdef" | "elifndef" | "else" => {
             if let Some(top) = stack.last_mut() {
-                let take = !top.chosen && !(word == "elif" && is_false_condition(body));
+                let decided_false = word == "elif" && is_false_condition(body);
+                let take = !top.chosen && !decided_false;
                 top.chosen |= take;
                 top.live = top.parent_live && take;
             }
@@ -256,7 +284,9 @@ fn rewrite_identifiers(buf: &mut [u8], vocab: &Vocabulary<'_>) {
         while i < buf.len() && is_ident_byte(buf[i]) {
             i += 1;
         }
-        let Ok(word) = std::str::from_utf8(&buf[start..i]) else { continue };
+        let Ok(word) = std::str::from_utf8(&buf[start..i]) else {
+            continue;
+        };
         if vocab.bare.contains(word) {
             blank(buf, start, i);
         } else if vocab.with_args.contains(word) {
@@ -273,10 +303,14 @@ fn rewrite_identifiers(buf: &mut [u8], vocab: &Vocabulary<'_>) {
             if buf.get(open) != Some(&b'(') {
                 continue;
             }
-            let Some(close) = matching_paren(buf, open) else { continue };
+            let Some(close) = matching_paren(buf, open) else {
+                continue;
+            };
             let next = skip_spaces(buf, close);
             // A loop header is followed by its body, never by `;` or an operator.
-            let body_follows = buf.get(next).is_some_and(|&c| c == b'{' || is_ident_start(c));
+            let body_follows = buf
+                .get(next)
+                .is_some_and(|&c| c == b'{' || is_ident_start(c));
             if body_follows {
                 buf[start..start + 5].copy_from_slice(b"while");
                 blank(buf, start + 5, i);

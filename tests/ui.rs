@@ -15,12 +15,18 @@ use kmapcheck::report;
 
 fn rule_fixtures() -> Vec<PathBuf> {
     let mut out = Vec::new();
-    for dir in std::fs::read_dir("fixtures").expect("fixtures/ exists").flatten() {
+    for dir in std::fs::read_dir("fixtures")
+        .expect("fixtures/ exists")
+        .flatten()
+    {
         let name = dir.file_name().to_string_lossy().into_owned();
         if !name.starts_with("KM") {
             continue;
         }
-        for file in std::fs::read_dir(dir.path()).expect("readable fixture folder").flatten() {
+        for file in std::fs::read_dir(dir.path())
+            .expect("readable fixture folder")
+            .flatten()
+        {
             if file.path().extension().is_some_and(|e| e == "c") {
                 out.push(file.path());
             }
@@ -38,7 +44,11 @@ fn markers(source: &str) -> BTreeSet<(usize, String, String)> {
         while let Some(pos) = rest.find("expect: ") {
             let mut words = rest[pos + 8..].split_whitespace();
             let code = words.next().unwrap_or_default().to_owned();
-            let severity = words.next().unwrap_or_default().trim_end_matches("*/").to_owned();
+            let severity = words
+                .next()
+                .unwrap_or_default()
+                .trim_end_matches("*/")
+                .to_owned();
             out.insert((i + 1, code, severity));
             rest = &rest[pos + 8..];
         }
@@ -51,7 +61,11 @@ fn fixtures_match_expected_output_and_markers() {
     let analyzer = Analyzer::new().unwrap();
     let bless = std::env::var_os("KMAPCHECK_BLESS").is_some();
     let fixtures = rule_fixtures();
-    assert!(fixtures.len() >= 20, "fixtures went missing: {}", fixtures.len());
+    assert!(
+        fixtures.len() >= 20,
+        "fixtures went missing: {}",
+        fixtures.len()
+    );
     let mut failures = Vec::new();
     for path in &fixtures {
         let source = std::fs::read(path).unwrap();
@@ -61,7 +75,13 @@ fn fixtures_match_expected_output_and_markers() {
         let got: BTreeSet<_> = report
             .diagnostics
             .iter()
-            .map(|d| (index.position(d.primary.span.start).0, d.code.to_owned(), d.severity.as_str().to_owned()))
+            .map(|d| {
+                (
+                    index.position(d.primary.span.start).0,
+                    d.code.to_owned(),
+                    d.severity.as_str().to_owned(),
+                )
+            })
             .collect();
         let want = markers(&String::from_utf8_lossy(&source));
         for m in want.difference(&got) {
@@ -70,12 +90,21 @@ fn fixtures_match_expected_output_and_markers() {
         for m in got.difference(&want) {
             failures.push(format!("{shown}:{}: noisy {} {}", m.0, m.1, m.2));
         }
-        let files = vec![FileFindings { path: shown.clone(), source, diagnostics: report.diagnostics }];
+        let files = vec![FileFindings {
+            path: shown.clone(),
+            source,
+            diagnostics: report.diagnostics,
+        }];
         let rendered = String::from_utf8(report::human::render(&files, false)).unwrap();
         let expected_path = path.with_extension("stderr");
         compare(&expected_path, &rendered, bless, &mut failures);
     }
-    assert!(failures.is_empty(), "{} fixture problem(s):\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} fixture problem(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 fn compare(expected_path: &Path, rendered: &str, bless: bool, failures: &mut Vec<String>) {

@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use tree_sitter::Node as TsNode;
 
 use super::events::{EventCx, collect, identifiers};
-use crate::catalogue::Catalogue;
 use super::{Assume, Cfg, CondInfo, EXIT, Edge, EdgeKind, EventKind, Node, NodeId, NodeKind, Span};
+use crate::catalogue::Catalogue;
 
 /// Deeper statement nesting than this is summarized, not lowered.
 pub const MAX_NESTING: usize = 256;
@@ -24,12 +24,26 @@ type Pending = Vec<(NodeId, EdgeKind, Option<Assume>)>;
 /// Builds the graph of one body. `root` is the tree's root: the body parsed as
 /// a top-level compound statement (plus whatever error recovery produced).
 pub fn build(catalogue: &Catalogue, text: &[u8], base: usize, root: TsNode<'_>) -> Cfg {
-    let probe = EventCx { catalogue, text, base, cond_idents: &[] };
+    let probe = EventCx {
+        catalogue,
+        text,
+        base,
+        cond_idents: &[],
+    };
     let (conds, cond_idents) = tracked_conditions(&probe, root);
-    let cx = EventCx { catalogue, text, base, cond_idents: &cond_idents };
+    let cx = EventCx {
+        catalogue,
+        text,
+        base,
+        cond_idents: &cond_idents,
+    };
     let mut b = Builder {
         cx: &cx,
-        cfg: Cfg { complete: !root.has_error(), conds: Vec::new(), ..Cfg::default() },
+        cfg: Cfg {
+            complete: !root.has_error(),
+            conds: Vec::new(),
+            ..Cfg::default()
+        },
         cond_ids: HashMap::new(),
         labels: HashMap::new(),
         gotos: Vec::new(),
@@ -38,12 +52,30 @@ pub fn build(catalogue: &Catalogue, text: &[u8], base: usize, root: TsNode<'_>) 
         depth: 0,
     };
     for (i, text) in conds.into_iter().enumerate() {
-        b.cond_ids.insert(text.clone(), u16::try_from(i).unwrap_or(u16::MAX));
-        b.cfg.conds.push(CondInfo { text, guards_fault_disable: None });
+        b.cond_ids
+            .insert(text.clone(), u16::try_from(i).unwrap_or(u16::MAX));
+        b.cfg.conds.push(CondInfo {
+            text,
+            guards_fault_disable: None,
+        });
     }
     let whole = cx.span(root);
-    b.node(NodeKind::Entry, Span { start: whole.start, end: whole.start }, Vec::new());
-    b.node(NodeKind::Exit, Span { start: whole.end, end: whole.end }, Vec::new());
+    b.node(
+        NodeKind::Entry,
+        Span {
+            start: whole.start,
+            end: whole.start,
+        },
+        Vec::new(),
+    );
+    b.node(
+        NodeKind::Exit,
+        Span {
+            start: whole.end,
+            end: whole.end,
+        },
+        Vec::new(),
+    );
     let out = b.sequence(root, vec![(super::ENTRY, EdgeKind::Seq, None)]);
     b.connect(out, EXIT);
     for (pending, label) in std::mem::take(&mut b.gotos) {
@@ -87,8 +119,15 @@ fn tracked_conditions(cx: &EventCx<'_>, root: TsNode<'_>) -> (Vec<String>, Vec<V
             }
         }
     }
-    let tracked: Vec<String> = order.into_iter().filter(|t| counts[t] >= 2).take(64).collect();
-    let idents = tracked.iter().map(|t| identifiers(t).map(str::to_owned).collect()).collect();
+    let tracked: Vec<String> = order
+        .into_iter()
+        .filter(|t| counts[t] >= 2)
+        .take(64)
+        .collect();
+    let idents = tracked
+        .iter()
+        .map(|t| identifiers(t).map(str::to_owned).collect())
+        .collect();
     (tracked, idents)
 }
 
@@ -100,7 +139,9 @@ fn condition_key(cx: &EventCx<'_>, cond: TsNode<'_>) -> (String, bool) {
     loop {
         if let Some(inner) = strip_wrapper(&text, "") {
             text = inner;
-        } else if let Some(inner) = strip_wrapper(&text, "unlikely").or_else(|| strip_wrapper(&text, "likely")) {
+        } else if let Some(inner) =
+            strip_wrapper(&text, "unlikely").or_else(|| strip_wrapper(&text, "likely"))
+        {
             text = inner;
         } else if let Some(rest) = text.strip_prefix('!').filter(|r| !r.starts_with('=')) {
             negated = !negated;
@@ -113,7 +154,10 @@ fn condition_key(cx: &EventCx<'_>, cond: TsNode<'_>) -> (String, bool) {
 
 /// `name(inner)` -> `inner` when the parentheses enclose the whole text.
 fn strip_wrapper(text: &str, name: &str) -> Option<String> {
-    let rest = text.strip_prefix(name)?.strip_prefix('(')?.strip_suffix(')')?;
+    let rest = text
+        .strip_prefix(name)?
+        .strip_prefix('(')?
+        .strip_suffix(')')?;
     let mut depth = 0i32;
     for c in rest.chars() {
         match c {
@@ -146,19 +190,28 @@ struct Builder<'a> {
 impl Builder<'_> {
     fn node(&mut self, kind: NodeKind, span: Span, events: Vec<super::Event>) -> NodeId {
         let id = NodeId::try_from(self.cfg.nodes.len()).unwrap_or(NodeId::MAX);
-        self.cfg.nodes.push(Node { kind, span, events, succs: Vec::new() });
+        self.cfg.nodes.push(Node {
+            kind,
+            span,
+            events,
+            succs: Vec::new(),
+        });
         id
     }
 
     fn connect(&mut self, pending: Pending, to: NodeId) {
         for (from, kind, assume) in pending {
-            self.cfg.nodes[from as usize].succs.push(Edge { to, kind, assume });
+            self.cfg.nodes[from as usize]
+                .succs
+                .push(Edge { to, kind, assume });
         }
     }
 
     fn connect_as(&mut self, pending: Pending, to: NodeId, kind: EdgeKind) {
         for (from, _, assume) in pending {
-            self.cfg.nodes[from as usize].succs.push(Edge { to, kind, assume });
+            self.cfg.nodes[from as usize]
+                .succs
+                .push(Edge { to, kind, assume });
         }
     }
 
@@ -175,7 +228,14 @@ impl Builder<'_> {
 
     fn join(&mut self, n: TsNode<'_>, pending: Pending) -> NodeId {
         let span = self.cx.span(n);
-        let id = self.node(NodeKind::Join, Span { start: span.start, end: span.start }, Vec::new());
+        let id = self.node(
+            NodeKind::Join,
+            Span {
+                start: span.start,
+                end: span.start,
+            },
+            Vec::new(),
+        );
         self.connect(pending, id);
         id
     }
@@ -189,7 +249,11 @@ impl Builder<'_> {
     }
 
     /// The branch node for a condition, and the assumptions of its two edges.
-    fn branch(&mut self, cond: TsNode<'_>, pending: Pending) -> (NodeId, Option<Assume>, Option<Assume>) {
+    fn branch(
+        &mut self,
+        cond: TsNode<'_>,
+        pending: Pending,
+    ) -> (NodeId, Option<Assume>, Option<Assume>) {
         let events = collect(self.cx, cond, &mut self.cfg);
         let id = self.node(NodeKind::Branch, self.cx.span(cond), events);
         self.connect(pending, id);
@@ -197,8 +261,14 @@ impl Builder<'_> {
         match self.cond_ids.get(&key) {
             Some(&cond) => (
                 id,
-                Some(Assume { cond, value: !negated }),
-                Some(Assume { cond, value: negated }),
+                Some(Assume {
+                    cond,
+                    value: !negated,
+                }),
+                Some(Assume {
+                    cond,
+                    value: negated,
+                }),
             ),
             None => (id, None, None),
         }
@@ -254,12 +324,18 @@ impl Builder<'_> {
                 Vec::new()
             }
             "goto_statement" => {
-                let label = n.child_by_field_name("label").map(|l| self.cx.normalized(l)).unwrap_or_default();
+                let label = n
+                    .child_by_field_name("label")
+                    .map(|l| self.cx.normalized(l))
+                    .unwrap_or_default();
                 self.gotos.push((pending, label));
                 Vec::new()
             }
             "labeled_statement" => {
-                let label = n.child_by_field_name("label").map(|l| self.cx.normalized(l)).unwrap_or_default();
+                let label = n
+                    .child_by_field_name("label")
+                    .map(|l| self.cx.normalized(l))
+                    .unwrap_or_default();
                 let id = self.join(n, pending);
                 self.labels.insert(label, id);
                 let mut out = vec![(id, EdgeKind::Seq, None)];
@@ -272,7 +348,10 @@ impl Builder<'_> {
             "attributed_statement" => {
                 let mut out = pending;
                 let mut cursor = n.walk();
-                for child in n.named_children(&mut cursor).filter(|c| c.kind() != "attribute_declaration") {
+                for child in n
+                    .named_children(&mut cursor)
+                    .filter(|c| c.kind() != "attribute_declaration")
+                {
                     out = self.stmt(child, out);
                 }
                 out
@@ -295,7 +374,11 @@ impl Builder<'_> {
         let disables_when_true = self.any_fault_disable(before);
         let before = self.cfg.nodes.len();
         let alternative = n.child_by_field_name("alternative").map(|alt| {
-            if alt.kind() == "else_clause" { alt.named_child(0).unwrap_or(alt) } else { alt }
+            if alt.kind() == "else_clause" {
+                alt.named_child(0).unwrap_or(alt)
+            } else {
+                alt
+            }
         });
         match alternative {
             Some(alt) => out.extend(self.stmt(alt, vec![(id, EdgeKind::False, on_false)])),
@@ -305,7 +388,11 @@ impl Builder<'_> {
         if let Some(assume) = on_true {
             let info = &mut self.cfg.conds[assume.cond as usize];
             if disables_when_true != disables_when_false && info.guards_fault_disable.is_none() {
-                info.guards_fault_disable = Some(if disables_when_true { assume.value } else { !assume.value });
+                info.guards_fault_disable = Some(if disables_when_true {
+                    assume.value
+                } else {
+                    !assume.value
+                });
             }
         }
         out
@@ -313,9 +400,11 @@ impl Builder<'_> {
 
     /// Did the nodes created since `first` call `pagefault_disable()`?
     fn any_fault_disable(&self, first: usize) -> bool {
-        self.cfg.nodes[first..]
-            .iter()
-            .any(|node| node.events.iter().any(|e| matches!(e.kind, EventKind::FaultDisable)))
+        self.cfg.nodes[first..].iter().any(|node| {
+            node.events
+                .iter()
+                .any(|e| matches!(e.kind, EventKind::FaultDisable))
+        })
     }
 
     fn constant(&self, cond: TsNode<'_>) -> Option<bool> {
@@ -327,7 +416,12 @@ impl Builder<'_> {
         }
     }
 
-    fn loop_body(&mut self, body: Option<TsNode<'_>>, pending: Pending, continue_to: NodeId) -> (Pending, Pending) {
+    fn loop_body(
+        &mut self,
+        body: Option<TsNode<'_>>,
+        pending: Pending,
+        continue_to: NodeId,
+    ) -> (Pending, Pending) {
         self.breaks.push(Vec::new());
         self.continues.push(continue_to);
         let out = match body {
@@ -345,7 +439,11 @@ impl Builder<'_> {
         };
         let constant = self.constant(cond);
         let (head, on_true, on_false) = self.branch(cond, pending);
-        let (body_out, mut out) = self.loop_body(n.child_by_field_name("body"), vec![(head, EdgeKind::True, on_true)], head);
+        let (body_out, mut out) = self.loop_body(
+            n.child_by_field_name("body"),
+            vec![(head, EdgeKind::True, on_true)],
+            head,
+        );
         self.connect_as(body_out, head, EdgeKind::Back);
         if constant != Some(true) {
             out.push((head, EdgeKind::False, on_false));
@@ -358,7 +456,11 @@ impl Builder<'_> {
         let cond = n.child_by_field_name("condition");
         // `continue` jumps to the condition, which is built after the body.
         let cond_join = self.node(NodeKind::Join, self.cx.span(n), Vec::new());
-        let (body_out, mut out) = self.loop_body(n.child_by_field_name("body"), vec![(head, EdgeKind::Seq, None)], cond_join);
+        let (body_out, mut out) = self.loop_body(
+            n.child_by_field_name("body"),
+            vec![(head, EdgeKind::Seq, None)],
+            cond_join,
+        );
         self.connect(body_out, cond_join);
         let Some(cond) = cond else {
             out.push((cond_join, EdgeKind::Seq, None));
@@ -367,7 +469,11 @@ impl Builder<'_> {
         let constant = self.constant(cond);
         let (branch, on_true, on_false) = self.branch(cond, vec![(cond_join, EdgeKind::Seq, None)]);
         if constant != Some(false) {
-            self.connect_as(vec![(branch, EdgeKind::True, on_true)], head, EdgeKind::Back);
+            self.connect_as(
+                vec![(branch, EdgeKind::True, on_true)],
+                head,
+                EdgeKind::Back,
+            );
         }
         if constant != Some(true) {
             out.push((branch, EdgeKind::False, on_false));
@@ -385,8 +491,12 @@ impl Builder<'_> {
         let constant = cond.and_then(|c| self.constant(c));
         let (entry, exit) = match cond {
             Some(cond) => {
-                let (branch, on_true, on_false) = self.branch(cond, vec![(head, EdgeKind::Seq, None)]);
-                (vec![(branch, EdgeKind::True, on_true)], Some((branch, EdgeKind::False, on_false)))
+                let (branch, on_true, on_false) =
+                    self.branch(cond, vec![(head, EdgeKind::Seq, None)]);
+                (
+                    vec![(branch, EdgeKind::True, on_true)],
+                    Some((branch, EdgeKind::False, on_false)),
+                )
             }
             None => (vec![(head, EdgeKind::Seq, None)], None),
         };

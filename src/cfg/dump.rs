@@ -22,9 +22,13 @@ pub fn dump(cfg: &Cfg, line_of: &dyn Fn(usize) -> usize) -> String {
                 EventKind::Unmap { arg, .. } => format!("unmap({arg})"),
                 EventKind::FaultDisable => "pf_disable".to_owned(),
                 EventKind::FaultEnable => "pf_enable".to_owned(),
-                EventKind::Acquire { site } => format!("acquire:{}", cfg.acquires[*site as usize].name),
+                EventKind::Acquire { site } => {
+                    format!("acquire:{}", cfg.acquires[*site as usize].name)
+                }
                 EventKind::Release { arg, .. } => format!("release({arg})"),
-                EventKind::Access { access } => format!("access:{}", cfg.accesses[*access as usize].name),
+                EventKind::Access { access } => {
+                    format!("access:{}", cfg.accesses[*access as usize].name)
+                }
                 EventKind::Forget { conds } => format!("forget:{conds:#x}"),
             };
             let _ = write!(out, " [{text}]");

@@ -18,7 +18,10 @@ pub struct EventCx<'a> {
 
 impl EventCx<'_> {
     pub fn span(&self, node: TsNode<'_>) -> Span {
-        Span { start: self.base + node.start_byte(), end: self.base + node.end_byte() }
+        Span {
+            start: self.base + node.start_byte(),
+            end: self.base + node.end_byte(),
+        }
     }
 
     pub fn raw(&self, node: TsNode<'_>) -> &str {
@@ -96,7 +99,9 @@ pub fn collect(cx: &EventCx<'_>, node: TsNode<'_>, cfg: &mut Cfg) -> Vec<Event> 
                     found.push((n.end_byte(), n.start_byte(), event));
                 }
             }
-            "assignment_expression" | "update_expression" | "init_declarator" if !cx.cond_idents.is_empty() => {
+            "assignment_expression" | "update_expression" | "init_declarator"
+                if !cx.cond_idents.is_empty() =>
+            {
                 let lhs = n
                     .child_by_field_name("left")
                     .or_else(|| n.child_by_field_name("argument"))
@@ -105,7 +110,14 @@ pub fn collect(cx: &EventCx<'_>, node: TsNode<'_>, cfg: &mut Cfg) -> Vec<Event> 
                     let conds = cx.conds_touched_by(lhs);
                     if conds != 0 {
                         let kind = EventKind::Forget { conds };
-                        found.push((n.end_byte(), n.start_byte(), Event { kind, span: cx.span(n) }));
+                        found.push((
+                            n.end_byte(),
+                            n.start_byte(),
+                            Event {
+                                kind,
+                                span: cx.span(n),
+                            },
+                        ));
                     }
                 }
             }
@@ -142,10 +154,18 @@ fn call_event(cx: &EventCx<'_>, call: TsNode<'_>, cfg: &mut Cfg) -> Option<Event
         Api::Map(family) => {
             let site = u16::try_from(cfg.maps.len()).unwrap_or(u16::MAX);
             let var = receiving_variable(cx, call);
-            cfg.maps.push(MapSite { name: name.to_owned(), family: *family, var, span });
+            cfg.maps.push(MapSite {
+                name: name.to_owned(),
+                family: *family,
+                var,
+                span,
+            });
             EventKind::Map { site }
         }
-        Api::Unmap(family) => EventKind::Unmap { family: *family, arg: cx.first_arg(call) },
+        Api::Unmap(family) => EventKind::Unmap {
+            family: *family,
+            arg: cx.first_arg(call),
+        },
         Api::Access { inatomic } => {
             let access = u32::try_from(cfg.accesses.len()).unwrap_or(u32::MAX);
             cfg.accesses.push(AccessSite {
@@ -161,19 +181,36 @@ fn call_event(cx: &EventCx<'_>, call: TsNode<'_>, cfg: &mut Cfg) -> Option<Event
         Api::FaultEnable => EventKind::FaultEnable,
         Api::Acquire(ctx) => {
             let arg = cx.first_arg(call);
-            if ctx.arg_contains.as_ref().is_some_and(|needle| !arg.contains(needle.as_str())) {
+            if ctx
+                .arg_contains
+                .as_ref()
+                .is_some_and(|needle| !arg.contains(needle.as_str()))
+            {
                 return None;
             }
             let site = u16::try_from(cfg.acquires.len()).unwrap_or(u16::MAX);
-            cfg.acquires.push(AcquireSite { name: name.to_owned(), group: ctx.group, kind: ctx.kind, arg, span });
+            cfg.acquires.push(AcquireSite {
+                name: name.to_owned(),
+                group: ctx.group,
+                kind: ctx.kind,
+                arg,
+                span,
+            });
             EventKind::Acquire { site }
         }
         Api::Release(ctx) => {
             let arg = cx.first_arg(call);
-            if ctx.arg_contains.as_ref().is_some_and(|needle| !arg.contains(needle.as_str())) {
+            if ctx
+                .arg_contains
+                .as_ref()
+                .is_some_and(|needle| !arg.contains(needle.as_str()))
+            {
                 return None;
             }
-            EventKind::Release { group: ctx.group, arg }
+            EventKind::Release {
+                group: ctx.group,
+                arg,
+            }
         }
     };
     Some(Event { kind, span })

@@ -75,19 +75,33 @@ pub struct Node {
 #[derive(Clone, Debug)]
 pub enum EventKind {
     /// A mapping begins; `site` indexes `Cfg::maps`.
-    Map { site: u16 },
+    Map {
+        site: u16,
+    },
     /// A mapping ends; `arg` is the normalized first argument.
-    Unmap { family: MapFamily, arg: String },
+    Unmap {
+        family: MapFamily,
+        arg: String,
+    },
     FaultDisable,
     FaultEnable,
     /// A context is taken; `site` indexes `Cfg::acquires`.
-    Acquire { site: u16 },
+    Acquire {
+        site: u16,
+    },
     /// A context of `group` is released; `arg` is the normalized first argument.
-    Release { group: u16, arg: String },
+    Release {
+        group: u16,
+        arg: String,
+    },
     /// A user-memory access; `access` indexes `Cfg::accesses`.
-    Access { access: u32 },
+    Access {
+        access: u32,
+    },
     /// Variables in tracked conditions are assigned: forget these conditions.
-    Forget { conds: u64 },
+    Forget {
+        conds: u64,
+    },
 }
 
 #[derive(Clone, Debug)]

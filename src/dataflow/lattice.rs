@@ -30,12 +30,21 @@ pub struct Fact {
 
 impl Fact {
     pub fn entry() -> Self {
-        Fact { fault_depth: 0, live_local: 0, live_atomic: 0, held: 0, assumptions: Vec::new() }
+        Fact {
+            fault_depth: 0,
+            live_local: 0,
+            live_atomic: 0,
+            held: 0,
+            assumptions: Vec::new(),
+        }
     }
 
     /// Refines by an edge's assumption; `None` if the path is infeasible.
     pub fn assume(mut self, assume: Assume) -> Option<Self> {
-        match self.assumptions.binary_search_by_key(&assume.cond, |a| a.cond) {
+        match self
+            .assumptions
+            .binary_search_by_key(&assume.cond, |a| a.cond)
+        {
             Ok(i) if self.assumptions[i].value != assume.value => None,
             Ok(_) => Some(self),
             Err(i) => {
@@ -46,7 +55,8 @@ impl Fact {
     }
 
     pub fn forget(&mut self, conds: u64) {
-        self.assumptions.retain(|a| a.cond >= 64 || conds & (1 << a.cond) == 0);
+        self.assumptions
+            .retain(|a| a.cond >= 64 || conds & (1 << a.cond) == 0);
     }
 }
 
@@ -90,7 +100,10 @@ impl State {
         }
         let mut merged: Vec<Fact> = Vec::new();
         for fact in self.facts.drain(..) {
-            match merged.iter_mut().find(|m| m.fault_depth == fact.fault_depth) {
+            match merged
+                .iter_mut()
+                .find(|m| m.fault_depth == fact.fault_depth)
+            {
                 Some(m) => {
                     m.live_local |= fact.live_local;
                     m.live_atomic |= fact.live_atomic;
@@ -110,16 +123,30 @@ mod tests {
 
     #[test]
     fn contradictory_assumption_is_infeasible() {
-        let a = Assume { cond: 0, value: true };
+        let a = Assume {
+            cond: 0,
+            value: true,
+        };
         let fact = Fact::entry().assume(a).unwrap();
-        assert!(fact.clone().assume(Assume { cond: 0, value: false }).is_none());
+        assert!(
+            fact.clone()
+                .assume(Assume {
+                    cond: 0,
+                    value: false
+                })
+                .is_none()
+        );
         assert!(fact.assume(a).is_some());
     }
 
     #[test]
     fn widening_keeps_depths_apart() {
         let mut state = State::default();
-        let facts = (0..100u64).map(|i| Fact { held: 1 << (i % 64), fault_depth: u8::from(i % 2 == 0), ..Fact::entry() });
+        let facts = (0..100u64).map(|i| Fact {
+            held: 1 << (i % 64),
+            fault_depth: u8::from(i % 2 == 0),
+            ..Fact::entry()
+        });
         state.join(facts);
         assert_eq!(state.facts.len(), 2);
         assert_eq!(state.facts[0].fault_depth, 0);

@@ -57,12 +57,20 @@ pub fn solve(cfg: &Cfg) -> Facts {
             at_access[access as usize].extend_from_slice(facts);
         });
     }
-    Facts { at_access, converged }
+    Facts {
+        at_access,
+        converged,
+    }
 }
 
 /// Applies a node's events to each fact; `on_access` sees the facts just
 /// before each user access.
-fn transfer(cfg: &Cfg, id: u32, state: &State, on_access: &mut dyn FnMut(u32, &[Fact])) -> Vec<Fact> {
+fn transfer(
+    cfg: &Cfg,
+    id: u32,
+    state: &State,
+    on_access: &mut dyn FnMut(u32, &[Fact]),
+) -> Vec<Fact> {
     let mut facts = state.facts.clone();
     for event in &cfg.node(id).events {
         if let EventKind::Access { access } = event.kind {
@@ -110,7 +118,9 @@ fn apply(cfg: &Cfg, event: &EventKind, fact: &mut Fact) {
 /// Does an unmap/release argument name the variable a map stored into?
 fn names_variable(arg: &str, var: &str) -> bool {
     arg == var
-        || arg.strip_prefix(var).is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_'))
+        || arg
+            .strip_prefix(var)
+            .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_'))
         || identifiers(arg).any(|t| t == var)
 }
 
@@ -118,22 +128,36 @@ fn names_variable(arg: &str, var: &str) -> bool {
 /// most recent one (local mappings are a stack: Documentation/mm/highmem.rst).
 fn unmapped(cfg: &Cfg, live: u64, arg: &str) -> u64 {
     let named = bits(live)
-        .filter(|&s| cfg.maps.get(s).and_then(|m| m.var.as_deref()).is_some_and(|v| names_variable(arg, v)))
+        .filter(|&s| {
+            cfg.maps
+                .get(s)
+                .and_then(|m| m.var.as_deref())
+                .is_some_and(|v| names_variable(arg, v))
+        })
         .fold(0u64, |acc, s| acc | bit(u16::try_from(s).unwrap_or(63)));
     if named != 0 {
         return named;
     }
-    bits(live).last().map_or(0, |s| bit(u16::try_from(s).unwrap_or(63)))
+    bits(live)
+        .last()
+        .map_or(0, |s| bit(u16::try_from(s).unwrap_or(63)))
 }
 
 /// The held sites a release ends: same group and argument, else the whole group.
 fn released(cfg: &Cfg, held: u64, group: u16, arg: &str) -> u64 {
-    let in_group: Vec<usize> = bits(held).filter(|&s| cfg.acquires.get(s).is_some_and(|a| a.group == group)).collect();
-    let same_arg = in_group.iter().filter(|&&s| cfg.acquires[s].arg == arg).fold(0u64, |acc, &s| acc | (1u64 << s.min(63)));
+    let in_group: Vec<usize> = bits(held)
+        .filter(|&s| cfg.acquires.get(s).is_some_and(|a| a.group == group))
+        .collect();
+    let same_arg = in_group
+        .iter()
+        .filter(|&&s| cfg.acquires[s].arg == arg)
+        .fold(0u64, |acc, &s| acc | (1u64 << s.min(63)));
     if same_arg != 0 {
         return same_arg;
     }
-    in_group.iter().fold(0u64, |acc, &s| acc | (1u64 << s.min(63)))
+    in_group
+        .iter()
+        .fold(0u64, |acc, &s| acc | (1u64 << s.min(63)))
 }
 
 fn bits(set: u64) -> impl DoubleEndedIterator<Item = usize> {

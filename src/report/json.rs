@@ -78,7 +78,8 @@ pub fn render(files: &[FileFindings], stats: &RunStats) -> String {
             functions_partial: stats.partial,
         },
     };
-    let mut out = serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    let mut out =
+        serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
     out.push('\n');
     out
 }

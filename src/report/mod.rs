@@ -26,8 +26,20 @@ pub fn located(files: &[FileFindings]) -> Vec<Located<'_>> {
         for diag in &file.diagnostics {
             let (line, column) = index.position(diag.primary.span.start);
             let (end_line, end_column) = index.position(diag.primary.span.end);
-            let secondary = diag.secondary.iter().map(|l| index.position(l.span.start)).collect();
-            out.push(Located { path: &file.path, diag, line, column, end_line, end_column, secondary });
+            let secondary = diag
+                .secondary
+                .iter()
+                .map(|l| index.position(l.span.start))
+                .collect();
+            out.push(Located {
+                path: &file.path,
+                diag,
+                line,
+                column,
+                end_line,
+                end_column,
+                secondary,
+            });
         }
     }
     out

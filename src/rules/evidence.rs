@@ -21,7 +21,10 @@ const MAX_SIBLINGS: usize = 16;
 pub fn retry_fallback(cx: &RuleCx<'_>, local_start: usize, local_end: usize) -> Option<Span> {
     let root = cx.tree.root_node();
     let mut call = root.descendant_for_byte_range(local_start, local_end)?;
-    while call.kind() != "call_expression" || call.start_byte() != local_start || call.end_byte() != local_end {
+    while call.kind() != "call_expression"
+        || call.start_byte() != local_start
+        || call.end_byte() != local_end
+    {
         call = call.parent()?;
     }
     let mut negated = false;
@@ -55,7 +58,8 @@ pub fn retry_fallback(cx: &RuleCx<'_>, local_start: usize, local_end: usize) -> 
             }
             "assignment_expression" => {
                 let left = parent.child_by_field_name("left")?;
-                return (left.id() != child.id()).then(|| later_test(cx, parent, &text(cx, left)))?;
+                return (left.id() != child.id())
+                    .then(|| later_test(cx, parent, &text(cx, left)))?;
             }
             "init_declarator" => {
                 let mut decl = parent.child_by_field_name("declarator")?;
@@ -72,11 +76,15 @@ pub fn retry_fallback(cx: &RuleCx<'_>, local_start: usize, local_end: usize) -> 
 }
 
 fn text(cx: &RuleCx<'_>, n: TsNode<'_>) -> String {
-    String::from_utf8_lossy(&cx.text[n.start_byte()..n.end_byte()]).split_whitespace().collect()
+    String::from_utf8_lossy(&cx.text[n.start_byte()..n.end_byte()])
+        .split_whitespace()
+        .collect()
 }
 
 fn text_of_op(cx: &RuleCx<'_>, n: TsNode<'_>) -> String {
-    n.child_by_field_name("operator").map(|op| text(cx, op)).unwrap_or_default()
+    n.child_by_field_name("operator")
+        .map(|op| text(cx, op))
+        .unwrap_or_default()
 }
 
 /// After `var = copy(...)`, the first `if` that tests `var` decides.
@@ -84,7 +92,10 @@ fn later_test(cx: &RuleCx<'_>, from: TsNode<'_>, var: &str) -> Option<Span> {
     let mut stmt = from;
     for _ in 0..MAX_LEVELS + 4 {
         let parent = stmt.parent()?;
-        if matches!(parent.kind(), "compound_statement" | "case_statement" | "translation_unit") {
+        if matches!(
+            parent.kind(),
+            "compound_statement" | "case_statement" | "translation_unit"
+        ) {
             break;
         }
         stmt = parent;
@@ -121,7 +132,10 @@ fn later_test(cx: &RuleCx<'_>, from: TsNode<'_>, var: &str) -> Option<Span> {
 /// Is the failure (non-zero) case the `else` side of this test of `var`?
 fn condition_negated(cond: &str, var: &str) -> bool {
     let inner = cond.trim_start_matches('(').trim_end_matches(')');
-    let inner = inner.strip_prefix("unlikely(").or_else(|| inner.strip_prefix("likely(")).unwrap_or(inner);
+    let inner = inner
+        .strip_prefix("unlikely(")
+        .or_else(|| inner.strip_prefix("likely("))
+        .unwrap_or(inner);
     inner.starts_with(&format!("!{var}")) || inner.contains(&format!("{var}==0"))
 }
 
@@ -134,7 +148,11 @@ fn assigns(cx: &RuleCx<'_>, stmt: TsNode<'_>, var: &str) -> bool {
 fn retry_in_branch(cx: &RuleCx<'_>, if_stmt: TsNode<'_>, negated: bool) -> Option<Span> {
     let branch = if negated {
         let alt = if_stmt.child_by_field_name("alternative")?;
-        if alt.kind() == "else_clause" { alt.named_child(0)? } else { alt }
+        if alt.kind() == "else_clause" {
+            alt.named_child(0)?
+        } else {
+            alt
+        }
     } else {
         if_stmt.child_by_field_name("consequence")?
     };
@@ -142,9 +160,15 @@ fn retry_in_branch(cx: &RuleCx<'_>, if_stmt: TsNode<'_>, negated: bool) -> Optio
     'walk: loop {
         let n = cursor.node();
         if n.kind() == "identifier" && cx.catalogue.is_retry_code(&text(cx, n)) {
-            let before = cx.text[..n.start_byte()].iter().rev().find(|b| !b.is_ascii_whitespace());
+            let before = cx.text[..n.start_byte()]
+                .iter()
+                .rev()
+                .find(|b| !b.is_ascii_whitespace());
             if before == Some(&b'-') {
-                return Some(Span { start: cx.base + n.start_byte() - 1, end: cx.base + n.end_byte() });
+                return Some(Span {
+                    start: cx.base + n.start_byte() - 1,
+                    end: cx.base + n.end_byte(),
+                });
             }
         }
         if cursor.goto_first_child() {

@@ -116,11 +116,19 @@ fn deliberately_faultable(cx: &RuleCx<'_>, fact: &Fact) -> bool {
         .any(|a| cx.cfg.conds[a.cond as usize].guards_fault_disable == Some(!a.value))
 }
 
-fn diagnostic(cx: &RuleCx<'_>, index: usize, map: &crate::cfg::MapSite, evidence: &[Evidence]) -> Diagnostic {
+fn diagnostic(
+    cx: &RuleCx<'_>,
+    index: usize,
+    map: &crate::cfg::MapSite,
+    evidence: &[Evidence],
+) -> Diagnostic {
     let access = &cx.cfg.accesses[index];
     let mut secondary = vec![Label {
         span: map.span,
-        message: format!("mapped by `{}()`, which does not disable page faults", map.name),
+        message: format!(
+            "mapped by `{}()`, which does not disable page faults",
+            map.name
+        ),
     }];
     let mut notes = Vec::new();
     let mut severity = Severity::Warning;
@@ -146,13 +154,18 @@ fn diagnostic(cx: &RuleCx<'_>, index: usize, map: &crate::cfg::MapSite, evidence
                         format!("evidence: atomic context (`{}()` held): resolving a fault may sleep", site.name),
                     ),
                 };
-                secondary.push(Label { span: site.span, message: label });
+                secondary.push(Label {
+                    span: site.span,
+                    message: label,
+                });
                 notes.push(note);
             }
             Evidence::Retry { span } => {
                 secondary.push(Label {
                     span: *span,
-                    message: "a failed copy falls back to a retry here: the copy was meant to fail fast".to_owned(),
+                    message:
+                        "a failed copy falls back to a retry here: the copy was meant to fail fast"
+                            .to_owned(),
                 });
                 notes.push("evidence: a failed copy returns a retry code, so it was expected to fail instead of faulting".to_owned());
             }

@@ -67,6 +67,30 @@ pub(crate) use declare_rule;
 /// Every rule, in code order: one line per rule.
 pub static RULES: &[&Rule] = &[&km001_fault_in_kmap_local::KM001];
 
+impl Rule {
+    /// The rule's documentation as Markdown: what `--explain` prints and
+    /// docs/rules/<CODE>.md holds (generated, checked by tests/meta.rs).
+    pub fn explanation(&self) -> String {
+        let body: Vec<&str> = self
+            .doc
+            .lines()
+            .map(|l| l.strip_prefix(' ').unwrap_or(l))
+            .collect();
+        format!(
+            "# {}: {}
+
+{}
+",
+            self.code,
+            self.summary,
+            body.join("\n")
+        )
+    }
+}
+
 pub fn by_code(code: &str) -> Option<&'static Rule> {
-    RULES.iter().copied().find(|r| r.code.eq_ignore_ascii_case(code))
+    RULES
+        .iter()
+        .copied()
+        .find(|r| r.code.eq_ignore_ascii_case(code))
 }
