@@ -31,6 +31,8 @@ pub struct RunStats {
     pub functions: usize,
     pub complete: usize,
     pub partial: usize,
+    pub parse_errors: usize,
+    pub raw_parse_errors: usize,
     pub times: PhaseTimes,
     pub walk: Duration,
     pub wall: Duration,
@@ -187,6 +189,8 @@ pub fn run(
                 stats.functions += s.functions;
                 stats.complete += s.complete;
                 stats.partial += s.partial;
+                stats.parse_errors += s.parse_errors;
+                stats.raw_parse_errors += s.raw_parse_errors;
                 stats.times.add(&s.times);
                 files.extend(findings);
             }

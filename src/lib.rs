@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use tree_sitter::Parser;
 
-use catalogue::Catalogue;
+use catalogue::{Catalogue, MapFamily};
 use diag::{Diagnostic, LineIndex};
 use parse::FunctionSpan;
 use prefilter::Prefilter;
@@ -60,13 +60,49 @@ pub struct FileStats {
     pub complete: usize,
     /// Functions analyzed on a recovered parse or approximate graph.
     pub partial: usize,
+    /// Functions whose preprocessed body still has tree-sitter ERROR/MISSING nodes.
+    pub parse_errors: usize,
+    /// With `Options::compare_raw_parse`: functions whose unpreprocessed body has them.
+    pub raw_parse_errors: usize,
     pub times: PhaseTimes,
+}
+
+/// Knobs for evaluation runs; the defaults are what users get.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Analyze every function that calls any map family (kmap, kmap_atomic,
+    /// kmap_local), not only what the enabled rules need: for coverage figures.
+    pub all_map_families: bool,
+    /// Also parse each analyzed body without preprocessing and count its errors,
+    /// to measure what preprocessing buys.
+    pub compare_raw_parse: bool,
 }
 
 #[derive(Debug, Default)]
 pub struct FileReport {
     pub diagnostics: Vec<Diagnostic>,
     pub stats: FileStats,
+}
+
+/// Offset (in the parsed text) of the first ERROR or MISSING node, if any.
+fn first_error(tree: &tree_sitter::Tree) -> Option<usize> {
+    let mut node = tree.root_node();
+    if !node.has_error() {
+        return None;
+    }
+    loop {
+        if node.is_error() || node.is_missing() {
+            return Some(node.start_byte());
+        }
+        let mut cursor = node.walk();
+        let next = node
+            .children(&mut cursor)
+            .find(|c| c.has_error() || c.is_missing());
+        match next {
+            Some(child) => node = child,
+            None => return Some(node.start_byte()),
+        }
+    }
 }
 
 thread_local! {
@@ -78,6 +114,7 @@ pub struct Analyzer {
     catalogue: Catalogue,
     prefilter: Prefilter,
     rules: Vec<&'static Rule>,
+    options: Options,
 }
 
 impl Analyzer {
@@ -87,12 +124,16 @@ impl Analyzer {
     }
 
     pub fn with_rules(rules: Vec<&'static Rule>) -> Result<Self> {
+        Self::with_options(rules, Options::default())
+    }
+
+    pub fn with_options(rules: Vec<&'static Rule>, options: Options) -> Result<Self> {
         let catalogue = Catalogue::builtin()?;
         let mut needles: Vec<&str> = Vec::new();
-        for rule in &rules {
-            for family in rule.needs {
-                needles.extend(catalogue.map_names(*family));
-            }
+        let all = [MapFamily::Local, MapFamily::Atomic, MapFamily::Kmap];
+        let families = rules.iter().flat_map(|r| r.needs.iter());
+        for family in families.chain(all.iter().filter(|_| options.all_map_families)) {
+            needles.extend(catalogue.map_names(*family));
         }
         needles.sort_unstable();
         needles.dedup();
@@ -101,6 +142,7 @@ impl Analyzer {
             catalogue,
             prefilter,
             rules,
+            options,
         })
     }
 
@@ -129,12 +171,15 @@ impl Analyzer {
         let mut out = String::new();
         let mut stats = FileStats::default();
         self.for_each_function(src, &mut stats, &mut |cx, span| {
-            let complete = if cx.cfg.complete {
-                "complete"
-            } else {
-                "partial"
+            let status = match first_error(cx.tree) {
+                Some(offset) => format!(
+                    "partial: parse error at line {}",
+                    lines.position(cx.base + offset).0
+                ),
+                None if cx.cfg.complete => "complete".to_owned(),
+                None => "partial".to_owned(),
             };
-            out.push_str(&format!("fn {} ({complete})\n", span.name));
+            out.push_str(&format!("fn {} ({status})\n", span.name));
             out.push_str(&cfg::dump::dump(cx.cfg, &|o| lines.position(o).0));
         });
         out
@@ -155,21 +200,29 @@ impl Analyzer {
         }
         let t = Instant::now();
         let vocab = Vocabulary::new(&self.catalogue);
-        let pre = preprocess::preprocess(src, &vocab);
+        let mut pre = preprocess::lexical(src);
         let functions = parse::find_functions(&pre, &self.catalogue);
         let hits: Vec<usize> = self.prefilter.hits(&pre).collect();
+        let relevant: Vec<&FunctionSpan> = functions
+            .iter()
+            .filter(|f| {
+                let first = hits.partition_point(|&h| h < f.body_start);
+                hits.get(first).is_some_and(|&h| h < f.body_end)
+            })
+            .collect();
+        // Identifier rewriting is the costly stage: only bodies we parse need it.
+        for span in &relevant {
+            preprocess::rewrite_identifiers(&mut pre, span.body_start..span.body_end, &vocab);
+        }
         stats.times.preprocess += t.elapsed();
-        for span in functions.iter().filter(|f| {
-            let first = hits.partition_point(|&h| h < f.body_start);
-            hits.get(first).is_some_and(|&h| h < f.body_end)
-        }) {
+        for span in relevant {
             self.analyze_function(src, &pre, span, stats, visit);
         }
     }
 
     fn analyze_function(
         &self,
-        _src: &[u8],
+        src: &[u8],
         pre: &[u8],
         span: &FunctionSpan,
         stats: &mut FileStats,
@@ -183,6 +236,11 @@ impl Analyzer {
             stats.partial += 1;
             return;
         };
+        stats.parse_errors += usize::from(tree.root_node().has_error());
+        if self.options.compare_raw_parse {
+            let raw = PARSER.with_borrow_mut(|parser| parse::parse_body(parser, src, span));
+            stats.raw_parse_errors += usize::from(raw.is_none_or(|t| t.root_node().has_error()));
+        }
         let text = &pre[span.body_start..span.body_end];
         let t = Instant::now();
         let mut graph = cfg::build::build(&self.catalogue, text, span.body_start, tree.root_node());

@@ -9,7 +9,7 @@ use clap::{Parser, ValueEnum};
 
 use kmapcheck::diag::Severity;
 use kmapcheck::driver::{self, RunResult};
-use kmapcheck::{Analyzer, report, rules};
+use kmapcheck::{Analyzer, Options, report, rules};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Format {
@@ -58,6 +58,12 @@ struct Args {
     /// Print the control-flow graph of every analyzed function of the given files.
     #[arg(long)]
     dump_cfg: bool,
+    /// Evaluation: analyze every function that calls any kmap family (coverage figures).
+    #[arg(long, hide = true)]
+    coverage_all_maps: bool,
+    /// Evaluation: also parse each analyzed body raw and count its parse errors.
+    #[arg(long, hide = true)]
+    compare_raw_parse: bool,
 }
 
 fn main() -> ExitCode {
@@ -101,7 +107,11 @@ fn run(args: &Args) -> Result<u8> {
         write!(stdout, "{}", rule.explanation())?;
         return Ok(0);
     }
-    let analyzer = Analyzer::new()?;
+    let options = Options {
+        all_map_families: args.coverage_all_maps,
+        compare_raw_parse: args.compare_raw_parse,
+    };
+    let analyzer = Analyzer::with_options(rules::RULES.to_vec(), options)?;
     if args.dump_cfg {
         for path in &args.paths {
             let src =
@@ -188,6 +198,13 @@ fn print_stats(result: &RunResult) {
         s.partial,
         pct(s.partial)
     );
+    eprintln!(
+        "  with parse errors: {} after preprocessing",
+        s.parse_errors
+    );
+    if s.raw_parse_errors > 0 {
+        eprintln!("  (raw, without preprocessing: {})", s.raw_parse_errors);
+    }
     eprintln!(
         "time (wall):         {:.1} ms (walk {:.1} ms)",
         ms(s.wall),

@@ -42,11 +42,20 @@ impl<'c> Vocabulary<'c> {
     }
 }
 
-/// Returns the preprocessed copy of `src` (same length).
+/// Returns the preprocessed copy of `src` (same length), fully rewritten.
 pub fn preprocess(src: &[u8], vocab: &Vocabulary<'_>) -> Vec<u8> {
+    let mut out = lexical(src);
+    let len = out.len();
+    rewrite_identifiers(&mut out, 0..len, vocab);
+    out
+}
+
+/// The first stage alone: comments, literals, directives and inactive
+/// branches blanked. Enough to find function bodies; the driver then rewrites
+/// identifiers only in the bodies it analyzes ([`rewrite_identifiers`]).
+pub fn lexical(src: &[u8]) -> Vec<u8> {
     let mut out = src.to_vec();
     blank_lexical(&mut out);
-    rewrite_identifiers(&mut out, vocab);
     out
 }
 
@@ -260,10 +269,80 @@ fn skip_spaces(buf: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// Blanks annotations everywhere and renames iterator macros inside bodies.
-fn rewrite_identifiers(buf: &mut [u8], vocab: &Vocabulary<'_>) {
+/// Keywords that take a type in parentheses and parse fine as they are.
+const TYPE_TAKING_KEYWORDS: [&str; 12] = [
+    "sizeof",
+    "typeof",
+    "__typeof__",
+    "__typeof",
+    "_Alignof",
+    "alignof",
+    "offsetof",
+    "__builtin_offsetof",
+    "__builtin_types_compatible_p",
+    "va_arg",
+    "_Generic",
+    "__alignof__",
+];
+
+/// First words that make a macro argument a type (`min_t(unsigned int, ...)`,
+/// `list_entry(p, struct page, lru)`).
+const TYPE_WORDS: [&str; 17] = [
+    "struct", "union", "enum", "unsigned", "signed", "const", "volatile", "short", "long", "char",
+    "int", "float", "double", "void", "bool", "_Bool", "__u8",
+];
+
+/// Macros such as `min_t()` and `container_of()` take a type as an argument,
+/// which no C parser accepts in a call. A type argument is rewritten to
+/// underscores of the same length: a valid identifier.
+fn rewrite_type_arguments(buf: &mut [u8], open: usize, close: usize) {
+    let mut arg_start = open + 1;
     let mut depth = 0usize;
-    let mut i = 0;
+    for i in open + 1..close {
+        match buf[i] {
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            b',' if depth == 0 => {
+                rewrite_if_type(buf, arg_start, i);
+                arg_start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    rewrite_if_type(buf, arg_start, close - 1);
+}
+
+fn rewrite_if_type(buf: &mut [u8], start: usize, end: usize) {
+    let arg = &buf[start..end];
+    let Some(first) = arg.iter().position(|b| !b.is_ascii_whitespace()) else {
+        return;
+    };
+    let last = arg
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .unwrap_or(first);
+    let word_end = arg[first..]
+        .iter()
+        .position(|&b| !is_ident_byte(b))
+        .map_or(arg.len(), |p| first + p);
+    let is_type_word =
+        std::str::from_utf8(&arg[first..word_end]).is_ok_and(|w| TYPE_WORDS.contains(&w));
+    let only_type_chars = arg[first..=last]
+        .iter()
+        .all(|&b| is_ident_byte(b) || b == b'*' || b.is_ascii_whitespace());
+    if is_type_word && only_type_chars {
+        for b in &mut buf[start + first..=start + last] {
+            *b = b'_';
+        }
+    }
+}
+
+/// Blanks annotations and renames iterator macros in `range`, which starts
+/// outside any body (depth 0) or at a body's `{`. Also rewrites type arguments.
+pub fn rewrite_identifiers(buf: &mut [u8], range: std::ops::Range<usize>, vocab: &Vocabulary<'_>) {
+    let mut depth = 0usize;
+    let mut i = range.start;
+    let buf = &mut buf[..range.end];
     while i < buf.len() {
         let b = buf[i];
         if b == b'{' {
@@ -298,7 +377,7 @@ fn rewrite_identifiers(buf: &mut [u8], vocab: &Vocabulary<'_>) {
             };
             blank(buf, start, end);
             i = end;
-        } else if depth > 0 && word.len() >= 5 && vocab.catalogue.is_iterator(word) {
+        } else if depth > 0 {
             let open = skip_spaces(buf, i);
             if buf.get(open) != Some(&b'(') {
                 continue;
@@ -306,14 +385,21 @@ fn rewrite_identifiers(buf: &mut [u8], vocab: &Vocabulary<'_>) {
             let Some(close) = matching_paren(buf, open) else {
                 continue;
             };
-            let next = skip_spaces(buf, close);
-            // A loop header is followed by its body, never by `;` or an operator.
-            let body_follows = buf
-                .get(next)
-                .is_some_and(|&c| c == b'{' || is_ident_start(c));
-            if body_follows {
-                buf[start..start + 5].copy_from_slice(b"while");
-                blank(buf, start + 5, i);
+            let is_iterator = word.len() >= 5 && vocab.catalogue.is_iterator(word);
+            let takes_types = !TYPE_TAKING_KEYWORDS.contains(&word);
+            if is_iterator {
+                let next = skip_spaces(buf, close);
+                // A loop header is followed by its body, never by `;` or an operator.
+                let body_follows = buf
+                    .get(next)
+                    .is_some_and(|&c| c == b'{' || is_ident_start(c));
+                if body_follows {
+                    buf[start..start + 5].copy_from_slice(b"while");
+                    blank(buf, start + 5, i);
+                }
+            }
+            if takes_types {
+                rewrite_type_arguments(buf, open, close);
             }
         }
     }
@@ -360,6 +446,17 @@ mod tests {
         let out = pre("char *s = \"{\"; char c = '}'; /* { */\n");
         assert_eq!(out.matches('{').count(), 0);
         assert_eq!(out.matches('}').count(), 0);
+    }
+
+    #[test]
+    fn type_arguments_become_identifiers() {
+        let out = pre(
+            "void f(void)\n{\n\tn = min_t(unsigned int, a, b);\n\tp = list_entry(q, struct page, lru);\n\ts = sizeof(struct page);\n\tx = y(a * b);\n}\n",
+        );
+        assert!(out.contains("min_t(____________, a, b)"), "{out}");
+        assert!(out.contains("list_entry(q, ___________, lru)"), "{out}");
+        assert!(out.contains("sizeof(struct page)"), "{out}");
+        assert!(out.contains("y(a * b)"), "{out}");
     }
 
     #[test]

@@ -35,6 +35,7 @@ struct Stats {
     functions_analyzed: usize,
     functions_complete: usize,
     functions_partial: usize,
+    functions_with_parse_errors: usize,
 }
 
 /// Renders the JSON document (with a trailing newline).
@@ -76,6 +77,7 @@ pub fn render(files: &[FileFindings], stats: &RunStats) -> String {
             functions_analyzed: stats.functions,
             functions_complete: stats.complete,
             functions_partial: stats.partial,
+            functions_with_parse_errors: stats.parse_errors,
         },
     };
     let mut out =
