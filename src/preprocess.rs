@@ -269,6 +269,18 @@ fn skip_spaces(buf: &[u8], mut i: usize) -> usize {
     i
 }
 
+/// Keywords that look like calls (`while (x) {`) and must never be renamed.
+const C_KEYWORDS: [&str; 8] = [
+    "while",
+    "switch",
+    "return",
+    "sizeof",
+    "typeof",
+    "_Generic",
+    "__typeof__",
+    "_Static_assert",
+];
+
 /// Keywords that take a type in parentheses and parse fine as they are.
 const TYPE_TAKING_KEYWORDS: [&str; 12] = [
     "sizeof",
@@ -386,13 +398,19 @@ pub fn rewrite_identifiers(buf: &mut [u8], range: std::ops::Range<usize>, vocab:
                 continue;
             };
             let is_iterator = word.len() >= 5 && vocab.catalogue.is_iterator(word);
+            let is_keyword = C_KEYWORDS.contains(&word);
             let takes_types = !TYPE_TAKING_KEYWORDS.contains(&word);
-            if is_iterator {
+            if word.len() >= 5 && !is_keyword {
                 let next = skip_spaces(buf, close);
-                // A loop header is followed by its body, never by `;` or an operator.
-                let body_follows = buf
-                    .get(next)
-                    .is_some_and(|&c| c == b'{' || is_ident_start(c));
+                // A loop header is followed by its body, never by `;` or an
+                // operator. Any other macro call followed by a block
+                // (`skb_walk_frags(skb, it) {`, `scoped_guard(...) {`) is
+                // loop-like too: a call cannot be followed by `{` in C.
+                let body_follows = match buf.get(next) {
+                    Some(b'{') => true,
+                    Some(&c) => is_iterator && is_ident_start(c),
+                    None => false,
+                };
                 if body_follows {
                     buf[start..start + 5].copy_from_slice(b"while");
                     blank(buf, start + 5, i);
@@ -446,6 +464,15 @@ mod tests {
         let out = pre("char *s = \"{\"; char c = '}'; /* { */\n");
         assert_eq!(out.matches('{').count(), 0);
         assert_eq!(out.matches('}').count(), 0);
+    }
+
+    #[test]
+    fn any_macro_call_followed_by_a_block_is_a_loop_but_keywords_are_not() {
+        let out =
+            pre("void f(void)\n{\n\tring_walk(r, it) {\n\t}\n\tswitch (x) {\n\t}\n\tfoo(x);\n}\n");
+        assert!(out.contains("while    (r, it) {"), "{out}");
+        assert!(out.contains("switch (x) {"), "{out}");
+        assert!(out.contains("foo(x);"), "{out}");
     }
 
     #[test]
