@@ -35,11 +35,17 @@ pub enum ContextKind {
 pub enum Api {
     Map(MapFamily),
     Unmap(MapFamily),
-    Access { inatomic: bool },
+    Access {
+        inatomic: bool,
+    },
     FaultDisable,
     FaultEnable,
     Acquire(ContextRef),
     Release(ContextRef),
+    /// May sleep.
+    Sleep,
+    /// May sleep when an argument holds a blocking GFP flag.
+    SleepWithGfp,
 }
 
 /// A lock group and what it forbids; `arg_contains` restricts a generic call
@@ -101,6 +107,14 @@ struct ContextEntry {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct SleepFile {
+    sleeps: Vec<String>,
+    sleeps_with_gfp: Vec<String>,
+    blocking_gfp: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct IteratorsFile {
     contains: Vec<String>,
     names: Vec<String>,
@@ -115,7 +129,7 @@ struct MacrosFile {
 }
 
 /// The built-in catalogue sources, in load order: (file name, text).
-pub const BUILTIN: [(&str, &str); 5] = [
+pub const BUILTIN: [(&str, &str); 6] = [
     (
         "queries/api/maps.toml",
         include_str!("../queries/api/maps.toml"),
@@ -127,6 +141,10 @@ pub const BUILTIN: [(&str, &str); 5] = [
     (
         "queries/api/context.toml",
         include_str!("../queries/api/context.toml"),
+    ),
+    (
+        "queries/api/sleep.toml",
+        include_str!("../queries/api/sleep.toml"),
     ),
     (
         "queries/api/iterators.toml",
@@ -153,16 +171,19 @@ pub struct Catalogue {
     pub bare_annotations: Vec<String>,
     pub annotations_with_args: Vec<String>,
     pub definition_wrappers: Vec<String>,
+    /// GFP flags that let an allocator sleep.
+    pub blocking_gfp: Vec<String>,
 }
 
 impl Catalogue {
     /// The catalogue compiled into the binary.
     pub fn builtin() -> Result<Self> {
         let mut cat = Catalogue::default();
-        let [maps, uaccess, context, iterators, macros] = BUILTIN;
+        let [maps, uaccess, context, sleep, iterators, macros] = BUILTIN;
         cat.load_maps(parse(maps)?);
         cat.load_uaccess(parse(uaccess)?);
         cat.load_context(parse(context)?);
+        cat.load_sleep(parse(sleep)?);
         let it: IteratorsFile = parse(iterators)?;
         cat.iterator_substrings = it.contains;
         cat.iterator_names = it.names;
@@ -222,6 +243,29 @@ impl Catalogue {
                 self.apis.insert(name, Api::Release(ctx.clone()));
             }
         }
+    }
+
+    fn load_sleep(&mut self, file: SleepFile) {
+        for name in file.sleeps {
+            self.apis.insert(name, Api::Sleep);
+        }
+        for name in file.sleeps_with_gfp {
+            self.apis.insert(name, Api::SleepWithGfp);
+        }
+        self.blocking_gfp = file.blocking_gfp;
+    }
+
+    /// Names of the `_inatomic` user accesses: the prefilter's needles for
+    /// rules that look at them without a mapping.
+    pub fn inatomic_access_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .apis
+            .iter()
+            .filter(|(_, api)| **api == Api::Access { inatomic: true })
+            .map(|(name, _)| name.as_str())
+            .collect();
+        names.sort_unstable();
+        names
     }
 
     /// What a called name means, if the catalogue knows it.

@@ -74,8 +74,10 @@ fn no_api_name_has_two_meanings_in_the_catalogue() {
 
 /// Names listed under keys that name calls (not prose, not codes).
 fn collect_call_names(value: &toml::Value, out: &mut Vec<String>) {
-    const CALL_KEYS: [&str; 8] = [
+    const CALL_KEYS: [&str; 10] = [
         "names",
+        "sleeps",
+        "sleeps_with_gfp",
         "unmap",
         "nofault",
         "fault_disable",

@@ -7,7 +7,7 @@
 //! [`MAX_NESTING`] (the rest is kept as one opaque statement, and the graph is
 //! marked incomplete), so hostile input cannot overflow the stack.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use tree_sitter::Node as TsNode;
 
@@ -78,6 +78,7 @@ pub fn build(catalogue: &Catalogue, text: &[u8], base: usize, root: TsNode<'_>) 
     );
     let out = b.sequence(root, vec![(super::ENTRY, EdgeKind::Seq, None)]);
     b.connect(out, EXIT);
+    mark_escapes(&cx, root, &mut b.cfg);
     for (pending, label) in std::mem::take(&mut b.gotos) {
         match b.labels.get(&label) {
             Some(&target) => b.connect_as(pending, target, EdgeKind::Goto),
@@ -88,6 +89,58 @@ pub fn build(catalogue: &Catalogue, text: &[u8], base: usize, root: TsNode<'_>) 
         }
     }
     b.cfg
+}
+
+/// Marks map sites whose address leaves the function: returned, assigned
+/// to anything (an alias or a struct field), or taken by address. Passing it
+/// as a call argument (`memcpy(kaddr, ...)`) is use, not escape.
+fn mark_escapes(cx: &EventCx<'_>, root: TsNode<'_>, cfg: &mut Cfg) {
+    if cfg.maps.iter().all(|m| m.escapes) {
+        return;
+    }
+    let mut escaped: HashSet<String> = HashSet::new();
+    let mut stack = vec![root];
+    while let Some(n) = stack.pop() {
+        let flowing = match n.kind() {
+            "return_statement" => n.named_child(0),
+            "assignment_expression" => n.child_by_field_name("right"),
+            "init_declarator" => n.child_by_field_name("value"),
+            "pointer_expression" if cx.raw(n).starts_with('&') => n.child_by_field_name("argument"),
+            _ => None,
+        };
+        if let Some(value) = flowing {
+            let assigned_to = n.child_by_field_name("left").map(|l| cx.normalized(l));
+            for ident in identifiers_outside_calls(cx, value) {
+                if assigned_to.as_deref() != Some(ident.as_str()) {
+                    escaped.insert(ident);
+                }
+            }
+        }
+        let mut cursor = n.walk();
+        stack.extend(n.named_children(&mut cursor));
+    }
+    for map in &mut cfg.maps {
+        if map.var.as_ref().is_some_and(|v| escaped.contains(v)) {
+            map.escapes = true;
+        }
+    }
+}
+
+/// Identifiers of an expression, except those inside call arguments.
+fn identifiers_outside_calls(cx: &EventCx<'_>, expr: TsNode<'_>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![expr];
+    while let Some(n) = stack.pop() {
+        match n.kind() {
+            "identifier" => out.push(cx.normalized(n)),
+            "argument_list" => {}
+            _ => {
+                let mut cursor = n.walk();
+                stack.extend(n.named_children(&mut cursor));
+            }
+        }
+    }
+    out
 }
 
 /// Condition texts used by two or more `if`s, with the identifiers in each.

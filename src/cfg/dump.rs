@@ -30,6 +30,7 @@ pub fn dump(cfg: &Cfg, line_of: &dyn Fn(usize) -> usize) -> String {
                     format!("access:{}", cfg.accesses[*access as usize].name)
                 }
                 EventKind::Forget { conds } => format!("forget:{conds:#x}"),
+                EventKind::Sleep { call } => format!("sleep:{}", cfg.sleeps[*call as usize].name),
             };
             let _ = write!(out, " [{text}]");
         }

@@ -2,7 +2,7 @@
 
 use tree_sitter::Node as TsNode;
 
-use super::{AccessSite, AcquireSite, Cfg, Event, EventKind, MapSite, Span};
+use super::{AccessSite, AcquireSite, CallSite, Cfg, Event, EventKind, MapSite, Span};
 use crate::catalogue::{Api, Catalogue};
 
 /// What event extraction needs besides the node.
@@ -33,7 +33,7 @@ impl EventCx<'_> {
         self.raw(node).split_whitespace().collect()
     }
 
-    fn first_arg(&self, call: TsNode<'_>) -> String {
+    pub fn first_arg(&self, call: TsNode<'_>) -> String {
         call.child_by_field_name("arguments")
             .and_then(|args| args.named_child(0))
             .map(|a| self.normalized(a))
@@ -142,6 +142,20 @@ pub fn collect(cx: &EventCx<'_>, node: TsNode<'_>, cfg: &mut Cfg) -> Vec<Event> 
     found.into_iter().map(|(_, _, e)| e).collect()
 }
 
+fn sleep_event(cx: &EventCx<'_>, call: TsNode<'_>, name: &str, cfg: &mut Cfg) -> EventKind {
+    let index = u32::try_from(cfg.sleeps.len()).unwrap_or(u32::MAX);
+    cfg.sleeps.push(CallSite {
+        name: name.to_owned(),
+        span: cx.span(call),
+    });
+    EventKind::Sleep { call: index }
+}
+
+pub fn is_plain_identifier(text: &str) -> bool {
+    text.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 fn call_event(cx: &EventCx<'_>, call: TsNode<'_>, cfg: &mut Cfg) -> Option<Event> {
     let function = call.child_by_field_name("function")?;
     if function.kind() != "identifier" {
@@ -154,10 +168,15 @@ fn call_event(cx: &EventCx<'_>, call: TsNode<'_>, cfg: &mut Cfg) -> Option<Event
         Api::Map(family) => {
             let site = u16::try_from(cfg.maps.len()).unwrap_or(u16::MAX);
             let var = receiving_variable(cx, call);
+            // A result used directly (returned, passed to a call) or stored
+            // through a pointer leaves the function's hands.
+            let escapes = var.as_deref().is_none_or(|v| !is_plain_identifier(v));
             cfg.maps.push(MapSite {
                 name: name.to_owned(),
                 family: *family,
                 var,
+                page_arg: cx.first_arg(call),
+                escapes,
                 span,
             });
             EventKind::Map { site }
@@ -176,6 +195,19 @@ fn call_event(cx: &EventCx<'_>, call: TsNode<'_>, cfg: &mut Cfg) -> Option<Event
                 local_end: call.end_byte(),
             });
             EventKind::Access { access }
+        }
+        Api::Sleep => sleep_event(cx, call, name, cfg),
+        Api::SleepWithGfp => {
+            let args = call
+                .child_by_field_name("arguments")
+                .map(|a| cx.raw(a))
+                .unwrap_or("");
+            let blocking =
+                identifiers(args).any(|t| cx.catalogue.blocking_gfp.iter().any(|g| g == t));
+            if !blocking {
+                return None;
+            }
+            sleep_event(cx, call, name, cfg)
         }
         Api::FaultDisable => EventKind::FaultDisable,
         Api::FaultEnable => EventKind::FaultEnable,

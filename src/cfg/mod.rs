@@ -102,6 +102,10 @@ pub enum EventKind {
     Forget {
         conds: u64,
     },
+    /// A call that may sleep; `call` indexes `Cfg::sleeps`.
+    Sleep {
+        call: u32,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -117,6 +121,18 @@ pub struct MapSite {
     pub family: MapFamily,
     /// The variable that receives the address, if assigned.
     pub var: Option<String>,
+    /// The normalized first argument: the page, folio or pfn mapped.
+    pub page_arg: String,
+    /// The address leaves the function (returned, stored, passed on): an
+    /// unmap elsewhere is the caller's business.
+    pub escapes: bool,
+    pub span: Span,
+}
+
+/// A call of interest that is not a map, access or context change.
+#[derive(Clone, Debug)]
+pub struct CallSite {
+    pub name: String,
     pub span: Span,
 }
 
@@ -156,6 +172,7 @@ pub struct Cfg {
     pub maps: Vec<MapSite>,
     pub acquires: Vec<AcquireSite>,
     pub accesses: Vec<AccessSite>,
+    pub sleeps: Vec<CallSite>,
     pub conds: Vec<CondInfo>,
     /// False when part of the body did not parse, nesting was too deep, or a
     /// `goto` had no label: the graph is an approximation.

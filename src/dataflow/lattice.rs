@@ -8,20 +8,28 @@
 
 use crate::cfg::Assume;
 
-/// Page-fault-disable depth saturates here (an unbalanced disable in a loop).
+/// `pagefault_disable()` depth saturates here (an unbalanced disable in a loop).
 pub const MAX_DEPTH: u8 = 8;
 /// Past this many facts at a point, facts are merged (see [`State::widen`]).
 pub const MAX_FACTS: usize = 32;
+/// Live mappings per family beyond this are not tracked (a map in a loop
+/// without its unmap would otherwise grow the stack forever).
+pub const MAX_LIVE: usize = 8;
 
 /// What holds on one bundle of paths reaching a point.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Fact {
-    /// `pagefault_disable()` depth, counting live `kmap_atomic()` regions.
-    pub fault_depth: u8,
-    /// Live `kmap_local_*()` mappings (bit = map site; site 63 stands for 63+).
-    pub live_local: u64,
-    /// Live `kmap_atomic()` mappings.
-    pub live_atomic: u64,
+    /// Depth of explicit `pagefault_disable()` calls.
+    pub pf_depth: u8,
+    /// Live `kmap_local_*()` mappings, in map order: local mappings are a
+    /// per-thread stack, so the order matters (Documentation/mm/highmem.rst).
+    pub local: Vec<u16>,
+    /// Live `kmap_atomic()` mappings, in map order; each disables page faults.
+    pub atomic: Vec<u16>,
+    /// Live `kmap()` mappings (bit = map site; not a stack).
+    pub kmap: u64,
+    /// Widening merged different stacks: their order is no longer known.
+    pub order_lost: bool,
     /// Held contexts (bit = acquire site).
     pub held: u64,
     /// Conditions known along these paths, sorted by condition id.
@@ -31,12 +39,29 @@ pub struct Fact {
 impl Fact {
     pub fn entry() -> Self {
         Fact {
-            fault_depth: 0,
-            live_local: 0,
-            live_atomic: 0,
+            pf_depth: 0,
+            local: Vec::new(),
+            atomic: Vec::new(),
+            kmap: 0,
+            order_lost: false,
             held: 0,
             assumptions: Vec::new(),
         }
+    }
+
+    /// Page faults are disabled: by `pagefault_disable()` or a live `kmap_atomic()`.
+    pub fn faults_disabled(&self) -> bool {
+        self.pf_depth > 0 || !self.atomic.is_empty()
+    }
+
+    /// The live `kmap_local_*()` sites as a bit set.
+    pub fn live_local(&self) -> u64 {
+        self.local.iter().fold(0, |acc, &s| acc | bit(s))
+    }
+
+    /// Is any mapping of any family live?
+    pub fn any_live(&self) -> bool {
+        !self.local.is_empty() || !self.atomic.is_empty() || self.kmap != 0
     }
 
     /// Refines by an edge's assumption; `None` if the path is infeasible.
@@ -57,6 +82,14 @@ impl Fact {
     pub fn forget(&mut self, conds: u64) {
         self.assumptions
             .retain(|a| a.cond >= 64 || conds & (1 << a.cond) == 0);
+    }
+}
+
+/// Pushes a map site on a mapping stack (once: a loop re-mapping the same
+/// site without unmapping is one leak, not an unbounded stack).
+pub fn push_live(stack: &mut Vec<u16>, site: u16) {
+    if !stack.contains(&site) && stack.len() < MAX_LIVE {
+        stack.push(site);
     }
 }
 
@@ -100,13 +133,16 @@ impl State {
         }
         let mut merged: Vec<Fact> = Vec::new();
         for fact in self.facts.drain(..) {
-            match merged
-                .iter_mut()
-                .find(|m| m.fault_depth == fact.fault_depth)
-            {
+            let same_shape = |m: &Fact| {
+                m.pf_depth == fact.pf_depth && m.atomic.is_empty() == fact.atomic.is_empty()
+            };
+            match merged.iter_mut().find(|m| same_shape(m)) {
                 Some(m) => {
-                    m.live_local |= fact.live_local;
-                    m.live_atomic |= fact.live_atomic;
+                    m.order_lost |=
+                        fact.order_lost || m.local != fact.local || m.atomic != fact.atomic;
+                    union_stack(&mut m.local, &fact.local);
+                    union_stack(&mut m.atomic, &fact.atomic);
+                    m.kmap |= fact.kmap;
                     m.held |= fact.held;
                 }
                 None => merged.push(fact),
@@ -114,6 +150,12 @@ impl State {
         }
         merged.sort_unstable();
         self.facts = merged;
+    }
+}
+
+fn union_stack(into: &mut Vec<u16>, from: &[u16]) {
+    for &s in from {
+        push_live(into, s);
     }
 }
 
@@ -144,12 +186,24 @@ mod tests {
         let mut state = State::default();
         let facts = (0..100u64).map(|i| Fact {
             held: 1 << (i % 64),
-            fault_depth: u8::from(i % 2 == 0),
+            pf_depth: u8::from(i % 2 == 0),
             ..Fact::entry()
         });
         state.join(facts);
         assert_eq!(state.facts.len(), 2);
-        assert_eq!(state.facts[0].fault_depth, 0);
-        assert_eq!(state.facts[1].fault_depth, 1);
+        assert_eq!(state.facts[0].pf_depth, 0);
+        assert_eq!(state.facts[1].pf_depth, 1);
+    }
+
+    #[test]
+    fn widening_different_stacks_loses_their_order() {
+        let mut state = State::default();
+        let facts = (0..40u16).map(|i| Fact {
+            local: vec![i % 3, 7],
+            held: 1 << i,
+            ..Fact::entry()
+        });
+        state.join(facts);
+        assert!(state.facts.iter().all(|f| f.order_lost));
     }
 }

@@ -1,31 +1,42 @@
-//! Forward dataflow over a [`Cfg`]: page-fault-disable depth, live mappings and
-//! held contexts at every user access. Facts only; rules decide what is a bug.
+//! Forward dataflow over a [`Cfg`]: page-fault-disable depth, live mappings
+//! (as stacks) and held contexts before every event and at every exit. Facts
+//! only; rules decide what is a bug.
 
 pub mod lattice;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use crate::catalogue::MapFamily;
 use crate::cfg::events::identifiers;
-use crate::cfg::{Cfg, ENTRY, EventKind};
-use lattice::{Fact, MAX_DEPTH, State, bit};
+use crate::cfg::{Cfg, ENTRY, EXIT, EventKind, NodeId};
+use lattice::{Fact, MAX_DEPTH, State, bit, push_live};
 
 /// Fixpoint iterations allowed per node before giving up on a function.
 const MAX_VISITS_PER_NODE: usize = 256;
 
-/// The facts that reach each user access (indexed like `Cfg::accesses`).
+/// The facts that reach events and exits.
 #[derive(Debug, Default)]
 pub struct Facts {
-    pub at_access: Vec<Vec<Fact>>,
+    /// Facts just before each event, keyed by (node, index in the node's events).
+    before: HashMap<(NodeId, usize), Vec<Fact>>,
+    /// For each node with an edge into the exit: the facts leaving along it.
+    pub exits: Vec<(NodeId, Vec<Fact>)>,
     /// False if the iteration bound stopped the fixpoint early.
     pub converged: bool,
+}
+
+impl Facts {
+    /// The facts just before event `index` of `node`.
+    pub fn before(&self, node: NodeId, index: usize) -> &[Fact] {
+        self.before.get(&(node, index)).map_or(&[], Vec::as_slice)
+    }
 }
 
 /// Solves the dataflow problem of one function.
 pub fn solve(cfg: &Cfg) -> Facts {
     let mut states = vec![State::default(); cfg.nodes.len()];
     states[ENTRY as usize].join([Fact::entry()]);
-    let mut queue: VecDeque<u32> = VecDeque::from([ENTRY]);
+    let mut queue: VecDeque<NodeId> = VecDeque::from([ENTRY]);
     let mut queued = vec![false; cfg.nodes.len()];
     queued[ENTRY as usize] = true;
     let budget = cfg.nodes.len().saturating_mul(MAX_VISITS_PER_NODE);
@@ -40,42 +51,54 @@ pub fn solve(cfg: &Cfg) -> Facts {
         }
         let out = transfer(cfg, id, &states[id as usize], &mut |_, _| {});
         for edge in &cfg.node(id).succs {
-            let refined = out.iter().cloned().filter_map(|f| match edge.assume {
-                Some(a) => f.assume(a),
-                None => Some(f),
-            });
-            if states[edge.to as usize].join(refined) && !queued[edge.to as usize] {
+            if states[edge.to as usize].join(refine(&out, edge.assume)) && !queued[edge.to as usize]
+            {
                 queued[edge.to as usize] = true;
                 queue.push_back(edge.to);
             }
         }
     }
-    let mut at_access = vec![Vec::new(); cfg.accesses.len()];
-    for id in 0..cfg.nodes.len() {
-        let id = u32::try_from(id).unwrap_or(u32::MAX);
-        transfer(cfg, id, &states[id as usize], &mut |access, facts| {
-            at_access[access as usize].extend_from_slice(facts);
-        });
-    }
-    Facts {
-        at_access,
+    let mut facts = Facts {
         converged,
+        ..Facts::default()
+    };
+    for (id, node) in cfg.nodes.iter().enumerate() {
+        let id = NodeId::try_from(id).unwrap_or(NodeId::MAX);
+        let out = transfer(cfg, id, &states[id as usize], &mut |index, before| {
+            facts.before.insert((id, index), before.to_vec());
+        });
+        for edge in node.succs.iter().filter(|e| e.to == EXIT) {
+            let leaving: Vec<Fact> = refine(&out, edge.assume).collect();
+            if !leaving.is_empty() {
+                facts.exits.push((id, leaving));
+            }
+        }
     }
+    facts
 }
 
-/// Applies a node's events to each fact; `on_access` sees the facts just
-/// before each user access.
+fn refine(facts: &[Fact], assume: Option<crate::cfg::Assume>) -> impl Iterator<Item = Fact> + '_ {
+    facts.iter().cloned().filter_map(move |f| match assume {
+        Some(a) => f.assume(a),
+        None => Some(f),
+    })
+}
+
+/// Applies a node's events to each fact; `observe` sees the facts just
+/// before each event that rules look at.
 fn transfer(
     cfg: &Cfg,
-    id: u32,
+    id: NodeId,
     state: &State,
-    on_access: &mut dyn FnMut(u32, &[Fact]),
+    observe: &mut dyn FnMut(usize, &[Fact]),
 ) -> Vec<Fact> {
     let mut facts = state.facts.clone();
-    for event in &cfg.node(id).events {
-        if let EventKind::Access { access } = event.kind {
-            on_access(access, &facts);
-            continue;
+    for (index, event) in cfg.node(id).events.iter().enumerate() {
+        if !matches!(
+            event.kind,
+            EventKind::Forget { .. } | EventKind::Map { .. } | EventKind::Acquire { .. }
+        ) {
+            observe(index, &facts);
         }
         for fact in &mut facts {
             apply(cfg, &event.kind, fact);
@@ -87,60 +110,115 @@ fn transfer(
 fn apply(cfg: &Cfg, event: &EventKind, fact: &mut Fact) {
     match event {
         EventKind::Map { site } => match cfg.maps[*site as usize].family {
-            MapFamily::Local => fact.live_local |= bit(*site),
+            MapFamily::Local => push_live(&mut fact.local, *site),
             // kmap_atomic() disables page faults until its kunmap_atomic().
-            MapFamily::Atomic => {
-                fact.live_atomic |= bit(*site);
-                fact.fault_depth = (fact.fault_depth + 1).min(MAX_DEPTH);
-            }
-            MapFamily::Kmap => {}
+            MapFamily::Atomic => push_live(&mut fact.atomic, *site),
+            MapFamily::Kmap => fact.kmap |= bit(*site),
         },
-        EventKind::Unmap { family, arg } => match family {
-            MapFamily::Local => fact.live_local &= !unmapped(cfg, fact.live_local, arg),
-            MapFamily::Atomic => {
-                let gone = unmapped(cfg, fact.live_atomic, arg);
-                if gone != 0 {
-                    fact.live_atomic &= !gone;
-                    fact.fault_depth = fact.fault_depth.saturating_sub(1);
-                }
+        EventKind::Unmap { family, arg } => {
+            if let Some(target) = unmap_target(cfg, fact, *family, arg) {
+                remove_live(fact, target.site);
             }
-            MapFamily::Kmap => {}
-        },
-        EventKind::FaultDisable => fact.fault_depth = (fact.fault_depth + 1).min(MAX_DEPTH),
-        EventKind::FaultEnable => fact.fault_depth = fact.fault_depth.saturating_sub(1),
+        }
+        EventKind::FaultDisable => fact.pf_depth = (fact.pf_depth + 1).min(MAX_DEPTH),
+        EventKind::FaultEnable => fact.pf_depth = fact.pf_depth.saturating_sub(1),
         EventKind::Acquire { site } => fact.held |= bit(*site),
         EventKind::Release { group, arg } => fact.held &= !released(cfg, fact.held, *group, arg),
         EventKind::Forget { conds } => fact.forget(*conds),
-        EventKind::Access { .. } => {}
+        EventKind::Access { .. } | EventKind::Sleep { .. } => {}
     }
 }
 
+fn remove_live(fact: &mut Fact, site: u16) {
+    fact.local.retain(|&s| s != site);
+    fact.atomic.retain(|&s| s != site);
+    fact.kmap &= !bit(site);
+}
+
+/// How an unmap call found the mapping it ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnmapMatch {
+    /// Its argument names the variable the address was stored in.
+    ByAddress,
+    /// Its argument is the page/folio that was mapped.
+    ByPage,
+    /// Nothing named: the innermost mapping of the unmap's family.
+    Innermost,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnmapTarget {
+    pub site: u16,
+    pub family: MapFamily,
+    pub how: UnmapMatch,
+}
+
+/// The live mapping an unmap of `family` with argument `arg` ends, as the
+/// author meant it: named by address, else by page, else the innermost one
+/// of the same family (local mappings are a stack: Documentation/mm/highmem.rst).
+pub fn unmap_target(cfg: &Cfg, fact: &Fact, family: MapFamily, arg: &str) -> Option<UnmapTarget> {
+    let live = live_sites(fact);
+    let find = |pred: &dyn Fn(&crate::cfg::MapSite) -> bool| -> Option<u16> {
+        let mut hits: Vec<u16> = live
+            .iter()
+            .copied()
+            .filter(|&s| cfg.maps.get(s as usize).is_some_and(pred))
+            .collect();
+        // Prefer the unmap's own family, then the innermost mapping.
+        hits.sort_by_key(|&s| {
+            (
+                cfg.maps[s as usize].family != family,
+                std::cmp::Reverse(position(fact, s)),
+            )
+        });
+        hits.first().copied()
+    };
+    let target = |site: u16, how| UnmapTarget {
+        site,
+        family: cfg.maps[site as usize].family,
+        how,
+    };
+    if let Some(site) = find(&|m| m.var.as_deref().is_some_and(|v| names_variable(arg, v))) {
+        return Some(target(site, UnmapMatch::ByAddress));
+    }
+    if !arg.is_empty()
+        && let Some(site) = find(&|m| m.page_arg == arg)
+    {
+        return Some(target(site, UnmapMatch::ByPage));
+    }
+    let stack = match family {
+        MapFamily::Local => &fact.local,
+        MapFamily::Atomic => &fact.atomic,
+        MapFamily::Kmap => return None,
+    };
+    stack
+        .last()
+        .map(|&site| target(site, UnmapMatch::Innermost))
+}
+
+/// Every live map site, innermost of each stack last.
+fn live_sites(fact: &Fact) -> Vec<u16> {
+    let mut sites: Vec<u16> = fact.local.iter().chain(&fact.atomic).copied().collect();
+    sites.extend((0..64u16).filter(|&s| fact.kmap & bit(s) != 0));
+    sites
+}
+
+/// Position of a site in its stack (kmap sites: 0).
+fn position(fact: &Fact, site: u16) -> usize {
+    fact.local
+        .iter()
+        .position(|&s| s == site)
+        .or_else(|| fact.atomic.iter().position(|&s| s == site))
+        .unwrap_or(0)
+}
+
 /// Does an unmap/release argument name the variable a map stored into?
-fn names_variable(arg: &str, var: &str) -> bool {
+pub fn names_variable(arg: &str, var: &str) -> bool {
     arg == var
         || arg
             .strip_prefix(var)
             .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_'))
         || identifiers(arg).any(|t| t == var)
-}
-
-/// The live map sites an unmap ends: those whose variable it names, else the
-/// most recent one (local mappings are a stack: Documentation/mm/highmem.rst).
-fn unmapped(cfg: &Cfg, live: u64, arg: &str) -> u64 {
-    let named = bits(live)
-        .filter(|&s| {
-            cfg.maps
-                .get(s)
-                .and_then(|m| m.var.as_deref())
-                .is_some_and(|v| names_variable(arg, v))
-        })
-        .fold(0u64, |acc, s| acc | bit(u16::try_from(s).unwrap_or(63)));
-    if named != 0 {
-        return named;
-    }
-    bits(live)
-        .last()
-        .map_or(0, |s| bit(u16::try_from(s).unwrap_or(63)))
 }
 
 /// The held sites a release ends: same group and argument, else the whole group.
@@ -160,6 +238,6 @@ fn released(cfg: &Cfg, held: u64, group: u16, arg: &str) -> u64 {
         .fold(0u64, |acc, &s| acc | (1u64 << s.min(63)))
 }
 
-fn bits(set: u64) -> impl DoubleEndedIterator<Item = usize> {
+pub fn bits(set: u64) -> impl DoubleEndedIterator<Item = usize> {
     (0..64).filter(move |i| set & (1u64 << i) != 0)
 }

@@ -1,4 +1,4 @@
-use super::{RuleCx, declare_rule, evidence};
+use super::{RuleCx, accesses, declare_rule, evidence};
 use crate::catalogue::{ContextKind, MapFamily};
 use crate::cfg::Span;
 use crate::dataflow::lattice::Fact;
@@ -79,10 +79,15 @@ enum Evidence {
 
 fn check(cx: &RuleCx<'_>) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    for (index, access) in cx.cfg.accesses.iter().enumerate() {
-        let violating: Vec<&Fact> = cx.facts.at_access[index]
+    for (node, index, access_id) in accesses(cx) {
+        let access = &cx.cfg.accesses[access_id as usize];
+        let violating: Vec<&Fact> = cx
+            .facts
+            .before(node, index)
             .iter()
-            .filter(|f| f.live_local != 0 && f.fault_depth == 0 && !deliberately_faultable(cx, f))
+            .filter(|f| {
+                !f.local.is_empty() && !f.faults_disabled() && !deliberately_faultable(cx, f)
+            })
             .collect();
         if violating.is_empty() {
             continue;
@@ -101,9 +106,19 @@ fn check(cx: &RuleCx<'_>) -> Vec<Diagnostic> {
         if evidence.is_empty() {
             continue;
         }
-        let live = violating.iter().fold(0u64, |acc, f| acc | f.live_local);
-        let map = &cx.cfg.maps[63 - live.leading_zeros() as usize];
-        out.push(diagnostic(cx, index, map, &evidence));
+        // The innermost live mapping is the one the access most likely writes.
+        let map = violating
+            .iter()
+            .filter_map(|f| f.local.last())
+            .max()
+            .copied()
+            .unwrap_or(0);
+        out.push(diagnostic(
+            cx,
+            access_id,
+            &cx.cfg.maps[map as usize],
+            &evidence,
+        ));
     }
     out
 }
@@ -118,11 +133,11 @@ fn deliberately_faultable(cx: &RuleCx<'_>, fact: &Fact) -> bool {
 
 fn diagnostic(
     cx: &RuleCx<'_>,
-    index: usize,
+    access: u32,
     map: &crate::cfg::MapSite,
     evidence: &[Evidence],
 ) -> Diagnostic {
-    let access = &cx.cfg.accesses[index];
+    let access = &cx.cfg.accesses[access as usize];
     let mut secondary = vec![Label {
         span: map.span,
         message: format!(

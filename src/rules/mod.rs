@@ -8,7 +8,7 @@ pub mod km001_fault_in_kmap_local;
 use tree_sitter::Tree;
 
 use crate::catalogue::{Catalogue, MapFamily};
-use crate::cfg::Cfg;
+use crate::cfg::{Cfg, EventKind, NodeId};
 use crate::dataflow::Facts;
 use crate::diag::{Diagnostic, Severity};
 
@@ -66,6 +66,25 @@ pub(crate) use declare_rule;
 
 /// Every rule, in code order: one line per rule.
 pub static RULES: &[&Rule] = &[&km001_fault_in_kmap_local::KM001];
+
+/// Every event of the function with its node and index, in node order.
+pub fn events<'a>(cx: &'a RuleCx<'_>) -> impl Iterator<Item = (NodeId, usize, &'a EventKind)> + 'a {
+    cx.cfg.nodes.iter().enumerate().flat_map(|(id, node)| {
+        let id = NodeId::try_from(id).unwrap_or(NodeId::MAX);
+        node.events
+            .iter()
+            .enumerate()
+            .map(move |(i, e)| (id, i, &e.kind))
+    })
+}
+
+/// The user accesses: (node, event index, access id).
+pub fn accesses<'a>(cx: &'a RuleCx<'_>) -> impl Iterator<Item = (NodeId, usize, u32)> + 'a {
+    events(cx).filter_map(|(n, i, e)| match e {
+        EventKind::Access { access } => Some((n, i, *access)),
+        _ => None,
+    })
+}
 
 impl Rule {
     /// The rule's documentation as Markdown: what `--explain` prints and

@@ -22,6 +22,7 @@
 #   KMAPCHECK_BENCH_JSON          write raw per-run results to this JSON file
 #   KMAPCHECK_BENCH_SITES         keep the Coccinelle site list of the last
 #                                 spatch run in this file (for scripts/compare-cocci)
+#   KMAPCHECK_BENCH_COCCI         semantic patch for spatch (default tests/bench/km001.cocci)
 #   KMAPCHECK_BIN                 kmapcheck binary (default target/release/kmapcheck;
 #                                 built with cargo build --release when missing)
 #   KMAPCHECK_CACHE               see scripts/kernel-trees
@@ -30,7 +31,7 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-cocci="$repo/tests/bench/km001.cocci"
+cocci=${KMAPCHECK_BENCH_COCCI:-$repo/tests/bench/km001.cocci}
 runs=${KMAPCHECK_BENCH_RUNS:-5}
 spatch_runs=${KMAPCHECK_BENCH_SPATCH_RUNS:-3}
 json_out=${KMAPCHECK_BENCH_JSON:-}
@@ -40,7 +41,7 @@ log() { printf 'bench: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 2; }
 
 case "${1:-}" in
-    -h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     "") ;;
     *) die "no arguments expected (configure with environment variables, see --help)" ;;
 esac

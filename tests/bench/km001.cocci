@@ -15,6 +15,12 @@
 //     depth tracking, no pagefault_enable() handling);
 //   * kmap_atomic() regions are not modelled (they are simply not anchors).
 //
+// The mapping functions are spelled out as a disjunction rather than an
+// "identifier km = {...}" metavariable: Coccinelle can then derive the tokens a
+// file must contain and skips parsing files without any kmap_local_* call
+// (which cannot match anyway). With the metavariable form every .c file of the
+// tree is parsed, roughly 10x slower for identical results.
+//
 // Output: one line per site, "FILE:LINE:COLUMN:CALLEE", printed by the
 // python script rule (spatch prints nothing else with --very-quiet).
 //
@@ -26,7 +32,6 @@
 import sys
 
 @r exists@
-identifier km = {kmap_local_page, kmap_local_folio, kmap_local_pfn};
 identifier ua = {
   copy_from_user, copy_to_user, __copy_from_user, __copy_to_user,
   __copy_from_user_inatomic, __copy_to_user_inatomic,
@@ -43,7 +48,7 @@ identifier ua = {
 position p;
 @@
 
-km(...)
+\(kmap_local_page\|kmap_local_folio\|kmap_local_pfn\)(...)
 ... when != pagefault_disable()
     when != kunmap_local(...)
 ua@p(...)
@@ -53,4 +58,4 @@ p << r.p;
 ua << r.ua;
 @@
 print("%s:%s:%s:%s" % (p[0].file, p[0].line, p[0].column, ua))
-sys.stdout.flush()  # one write per line: -j 2 workers share stdout
+sys.stdout.flush()  # one write per line: the -j 2 workers share stdout
