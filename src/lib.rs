@@ -26,7 +26,7 @@ use diag::{Diagnostic, LineIndex};
 use parse::FunctionSpan;
 use prefilter::Prefilter;
 use preprocess::Vocabulary;
-use rules::{Rule, RuleCx};
+use rules::{Needle, Rule, RuleCx};
 
 /// Time spent per pipeline phase (summed over threads in a run).
 #[derive(Clone, Copy, Debug, Default)]
@@ -130,10 +130,13 @@ impl Analyzer {
     pub fn with_options(rules: Vec<&'static Rule>, options: Options) -> Result<Self> {
         let catalogue = Catalogue::builtin()?;
         let mut needles: Vec<&str> = Vec::new();
-        let all = [MapFamily::Local, MapFamily::Atomic, MapFamily::Kmap];
-        let families = rules.iter().flat_map(|r| r.needs.iter());
-        for family in families.chain(all.iter().filter(|_| options.all_map_families)) {
-            needles.extend(catalogue.map_names(*family));
+        let all_maps = [MapFamily::Local, MapFamily::Atomic, MapFamily::Kmap].map(Needle::Maps);
+        let extra = all_maps.iter().filter(|_| options.all_map_families);
+        for needle in rules.iter().flat_map(|r| r.needs.iter()).chain(extra) {
+            match needle {
+                Needle::Maps(family) => needles.extend(catalogue.map_names(*family)),
+                Needle::InatomicAccess => needles.extend(catalogue.inatomic_access_names()),
+            }
         }
         needles.sort_unstable();
         needles.dedup();
@@ -161,7 +164,9 @@ impl Analyzer {
         });
         report
             .diagnostics
-            .sort_by_key(|d| (d.primary.span.start, d.code));
+            .sort_by_key(|d| (d.primary.span.start, rules::specificity(d.code)));
+        // One bug, one finding: the most specific rule at a place wins.
+        report.diagnostics.dedup_by_key(|d| d.primary.span.start);
         report
     }
 
@@ -255,7 +260,9 @@ impl Analyzer {
             stats.partial += 1;
         }
         let t = Instant::now();
+        let header = std::str::from_utf8(&src[span.header_start..span.body_start]).unwrap_or("");
         let cx = RuleCx {
+            header,
             catalogue: &self.catalogue,
             function: &span.name,
             tree: &tree,

@@ -16,6 +16,8 @@ use crate::preprocess::matching_paren;
 #[derive(Clone, Debug)]
 pub struct FunctionSpan {
     pub name: String,
+    /// Byte offset where the header (return type, name, parameters) begins.
+    pub header_start: usize,
     /// Byte offset of the `{` that opens the body.
     pub body_start: usize,
     /// Byte offset just past the closing `}` (the end of file if truncated).
@@ -58,6 +60,7 @@ pub fn find_functions(pre: &[u8], catalogue: &Catalogue) -> Vec<FunctionSpan> {
                         let name = function_name(&pre[item_start..open], catalogue);
                         out.push(FunctionSpan {
                             name,
+                            header_start: item_start,
                             body_start: open,
                             body_end: pos + 1,
                             truncated: false,
@@ -77,6 +80,7 @@ pub fn find_functions(pre: &[u8], catalogue: &Catalogue) -> Vec<FunctionSpan> {
         let name = function_name(&pre[item_start..open], catalogue);
         out.push(FunctionSpan {
             name,
+            header_start: item_start,
             body_start: open,
             body_end: pre.len(),
             truncated: true,

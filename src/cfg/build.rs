@@ -29,13 +29,16 @@ pub fn build(catalogue: &Catalogue, text: &[u8], base: usize, root: TsNode<'_>) 
         text,
         base,
         cond_idents: &[],
+        cond_texts: &[],
     };
     let (conds, cond_idents) = tracked_conditions(&probe, root);
+    let cond_texts = conds.clone();
     let cx = EventCx {
         catalogue,
         text,
         base,
         cond_idents: &cond_idents,
+        cond_texts: &cond_texts,
     };
     let mut b = Builder {
         cx: &cx,
@@ -55,6 +58,7 @@ pub fn build(catalogue: &Catalogue, text: &[u8], base: usize, root: TsNode<'_>) 
         b.cond_ids
             .insert(text.clone(), u16::try_from(i).unwrap_or(u16::MAX));
         b.cfg.conds.push(CondInfo {
+            null_test: null_test(&text),
             text,
             guards_fault_disable: None,
         });
@@ -126,18 +130,25 @@ fn mark_escapes(cx: &EventCx<'_>, root: TsNode<'_>, cfg: &mut Cfg) {
     }
 }
 
-/// Identifiers of an expression, except those inside call arguments.
+/// Identifiers whose own value an expression yields: `kaddr`, `(char *)kaddr`,
+/// `kaddr + off`, `c ? kaddr : NULL`. Reading through one (`t->type`,
+/// `p[0]`, `*p`) or passing it to a call (`memcpy(kaddr, ...)`) is use, not
+/// escape.
 fn identifiers_outside_calls(cx: &EventCx<'_>, expr: TsNode<'_>) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![expr];
     while let Some(n) = stack.pop() {
         match n.kind() {
             "identifier" => out.push(cx.normalized(n)),
-            "argument_list" => {}
-            _ => {
+            "cast_expression"
+            | "binary_expression"
+            | "parenthesized_expression"
+            | "conditional_expression"
+            | "comma_expression" => {
                 let mut cursor = n.walk();
                 stack.extend(n.named_children(&mut cursor));
             }
+            _ => {}
         }
     }
     out
@@ -147,9 +158,29 @@ fn identifiers_outside_calls(cx: &EventCx<'_>, expr: TsNode<'_>) -> Vec<String> 
 fn tracked_conditions(cx: &EventCx<'_>, root: TsNode<'_>) -> (Vec<String>, Vec<Vec<String>>) {
     let mut counts: HashMap<String, usize> = HashMap::new();
     let mut order: Vec<String> = Vec::new();
+    // Flags set to constants (`disabled = true;`): a test of one correlates
+    // with the assignment even when it is tested once.
+    let mut flags: HashSet<String> = HashSet::new();
     let mut cursor = root.walk();
     'walk: loop {
         let n = cursor.node();
+        if let Some(flag) = constant_assignment(cx, n) {
+            flags.insert(flag.0);
+        }
+        // A case label is a test `E == V` of its switch's scrutinee.
+        if n.kind() == "case_statement"
+            && let Some(value) = n.child_by_field_name("value")
+            && let Some(switch) = n.parent().and_then(|body| body.parent())
+            && switch.kind() == "switch_statement"
+            && let Some(cond) = switch.child_by_field_name("condition")
+        {
+            let text = format!("{}=={}", condition_key(cx, cond).0, cx.normalized(value));
+            let count = counts.entry(text.clone()).or_insert(0);
+            if *count == 0 {
+                order.push(text);
+            }
+            *count += 1;
+        }
         if n.kind() == "if_statement"
             && let Some(cond) = n.child_by_field_name("condition")
         {
@@ -174,7 +205,7 @@ fn tracked_conditions(cx: &EventCx<'_>, root: TsNode<'_>) -> (Vec<String>, Vec<V
     }
     let tracked: Vec<String> = order
         .into_iter()
-        .filter(|t| counts[t] >= 2)
+        .filter(|t| counts[t] >= 2 || flags.contains(t))
         .take(64)
         .collect();
     let idents = tracked
@@ -182,6 +213,58 @@ fn tracked_conditions(cx: &EventCx<'_>, root: TsNode<'_>) -> (Vec<String>, Vec<V
         .map(|t| identifiers(t).map(str::to_owned).collect())
         .collect();
     (tracked, idents)
+}
+
+/// `v = true;`, `bool v = false;`, `v = 0;`: the variable and the value.
+pub fn constant_assignment(cx: &EventCx<'_>, n: TsNode<'_>) -> Option<(String, bool)> {
+    let (lhs, rhs) = match n.kind() {
+        "assignment_expression"
+            if n.child_by_field_name("operator")
+                .is_some_and(|o| cx.raw(o) == "=") =>
+        {
+            (
+                n.child_by_field_name("left")?,
+                n.child_by_field_name("right")?,
+            )
+        }
+        "init_declarator" => (
+            n.child_by_field_name("declarator")?,
+            n.child_by_field_name("value")?,
+        ),
+        _ => return None,
+    };
+    let name = cx.normalized(lhs);
+    if !super::events::is_plain_identifier(&name) {
+        return None;
+    }
+    let value = match cx.normalized(rhs).as_str() {
+        "true" | "1" => true,
+        "false" | "0" | "NULL" => false,
+        _ => return None,
+    };
+    Some((name, value))
+}
+
+/// `v`, `v != NULL`, `v == NULL` (after `condition_key`): the variable and
+/// the condition value for which it is NULL.
+fn null_test(key: &str) -> Option<(String, bool)> {
+    use super::events::is_plain_identifier;
+    if is_plain_identifier(key) && !matches!(key, "true" | "false") {
+        return Some((key.to_owned(), false));
+    }
+    if let Some(var) = key
+        .strip_suffix("!=NULL")
+        .filter(|v| is_plain_identifier(v))
+    {
+        return Some((var.to_owned(), false));
+    }
+    if let Some(var) = key
+        .strip_suffix("==NULL")
+        .filter(|v| is_plain_identifier(v))
+    {
+        return Some((var.to_owned(), true));
+    }
+    None
 }
 
 /// A condition without parentheses, `likely()`/`unlikely()` and leading `!`s:
@@ -311,6 +394,24 @@ impl Builder<'_> {
         let id = self.node(NodeKind::Branch, self.cx.span(cond), events);
         self.connect(pending, id);
         let (key, negated) = condition_key(self.cx, cond);
+        // A NULL test of a mapped address is worth remembering on its edges
+        // even when it is used once.
+        if !self.cond_ids.contains_key(&key)
+            && let Some(test) = null_test(&key)
+            && self
+                .cfg
+                .maps
+                .iter()
+                .any(|m| m.var.as_deref() == Some(test.0.as_str()) || m.page_arg == test.0)
+        {
+            let id = u16::try_from(self.cfg.conds.len()).unwrap_or(u16::MAX);
+            self.cond_ids.insert(key.clone(), id);
+            self.cfg.conds.push(CondInfo {
+                text: key.clone(),
+                guards_fault_disable: None,
+                null_test: Some(test),
+            });
+        }
         match self.cond_ids.get(&key) {
             Some(&cond) => (
                 id,
@@ -567,6 +668,10 @@ impl Builder<'_> {
         out
     }
 
+    /// A `switch` is lowered as a chain of `E == V` tests, one per case in
+    /// source order, so that a later `if (E == V)` correlates with the case
+    /// that was taken (`case ATOMIC: pagefault_disable(); fallthrough; ...
+    /// if (mode == ATOMIC) pagefault_enable();`).
     fn switch_statement(&mut self, n: TsNode<'_>, pending: Pending) -> Pending {
         let Some(cond) = n.child_by_field_name("condition") else {
             return self.simple(n, pending);
@@ -574,26 +679,54 @@ impl Builder<'_> {
         let events = collect(self.cx, cond, &mut self.cfg);
         let dispatch = self.node(NodeKind::Branch, self.cx.span(cond), events);
         self.connect(pending, dispatch);
+        let (scrutinee, _) = condition_key(self.cx, cond);
+        let children: Vec<TsNode<'_>> = match n.child_by_field_name("body") {
+            Some(body) => {
+                let mut cursor = body.walk();
+                body.named_children(&mut cursor).collect()
+            }
+            None => Vec::new(),
+        };
+        // The dispatch chain: each case's entry edges, then what no case takes.
+        let mut not_taken: Pending = vec![(dispatch, EdgeKind::Seq, None)];
+        let mut entries: Vec<Pending> = Vec::new();
+        for child in &children {
+            let value = (child.kind() == "case_statement")
+                .then(|| child.child_by_field_name("value"))
+                .flatten();
+            let Some(value) = value else {
+                entries.push(Vec::new());
+                continue;
+            };
+            let test = self.node(NodeKind::Branch, self.cx.span(value), Vec::new());
+            self.connect(std::mem::take(&mut not_taken), test);
+            let key = format!("{scrutinee}=={}", self.cx.normalized(value));
+            let cond = self.cond_ids.get(&key).copied();
+            let assume = |value| cond.map(|cond| Assume { cond, value });
+            entries.push(vec![(test, EdgeKind::Case, assume(true))]);
+            not_taken = vec![(test, EdgeKind::False, assume(false))];
+        }
+        let has_default = children
+            .iter()
+            .any(|c| c.kind() == "case_statement" && c.child_by_field_name("value").is_none());
         self.breaks.push(Vec::new());
         let mut fall: Pending = Vec::new();
-        let mut has_default = false;
-        if let Some(body) = n.child_by_field_name("body") {
-            let mut cursor = body.walk();
-            for child in body.named_children(&mut cursor) {
-                if child.kind() == "case_statement" {
-                    has_default |= child.child_by_field_name("value").is_none();
-                    fall.push((dispatch, EdgeKind::Case, None));
-                    fall = self.case_body(child, fall);
-                } else {
-                    // Statements before the first case are unreachable except by goto.
-                    fall = self.stmt(child, fall);
+        for (child, mut entry) in children.iter().zip(entries) {
+            if child.kind() == "case_statement" {
+                if child.child_by_field_name("value").is_none() {
+                    entry = std::mem::take(&mut not_taken);
                 }
+                fall.extend(entry);
+                fall = self.case_body(*child, fall);
+            } else {
+                // Statements before the first case are unreachable except by goto.
+                fall = self.stmt(*child, fall);
             }
         }
         let mut out = self.breaks.pop().unwrap_or_default();
         out.extend(fall);
         if !has_default {
-            out.push((dispatch, EdgeKind::False, None));
+            out.extend(not_taken);
         }
         out
     }

@@ -14,6 +14,8 @@ pub struct EventCx<'a> {
     pub base: usize,
     /// Identifiers of each tracked condition, indexed by condition id.
     pub cond_idents: &'a [Vec<String>],
+    /// Text of each tracked condition, indexed by condition id.
+    pub cond_texts: &'a [String],
 }
 
 impl EventCx<'_> {
@@ -97,6 +99,10 @@ pub fn collect(cx: &EventCx<'_>, node: TsNode<'_>, cfg: &mut Cfg) -> Vec<Event> 
             "call_expression" => {
                 if let Some(event) = call_event(cx, n, cfg) {
                     found.push((n.end_byte(), n.start_byte(), event));
+                } else {
+                    for event in handoffs(cx, n, cfg) {
+                        found.push((n.end_byte(), n.start_byte(), event));
+                    }
                 }
             }
             "assignment_expression" | "update_expression" | "init_declarator"
@@ -108,7 +114,24 @@ pub fn collect(cx: &EventCx<'_>, node: TsNode<'_>, cfg: &mut Cfg) -> Vec<Event> 
                     .or_else(|| n.child_by_field_name("declarator"));
                 if let Some(lhs) = lhs {
                     let conds = cx.conds_touched_by(lhs);
-                    if conds != 0 {
+                    // `flag = true;` on a tracked flag sets it along the path.
+                    let set = super::build::constant_assignment(cx, n).and_then(|(name, value)| {
+                        let cond = cx.cond_texts.iter().position(|t| *t == name)?;
+                        Some(EventKind::SetCond {
+                            cond: u16::try_from(cond).ok()?,
+                            value,
+                        })
+                    });
+                    if let Some(kind) = set {
+                        found.push((
+                            n.end_byte(),
+                            n.start_byte(),
+                            Event {
+                                kind,
+                                span: cx.span(n),
+                            },
+                        ));
+                    } else if conds != 0 {
                         let kind = EventKind::Forget { conds };
                         found.push((
                             n.end_byte(),
@@ -154,6 +177,31 @@ fn sleep_event(cx: &EventCx<'_>, call: TsNode<'_>, name: &str, cfg: &mut Cfg) ->
 pub fn is_plain_identifier(text: &str) -> bool {
     text.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
         && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A call outside the catalogue that is given a mapped address may keep or
+/// release it (`z_erofs_lz4_handle_overlap(rq, headpage, ...)` unmaps on
+/// error): one `Handoff` per map site whose variable is an argument.
+fn handoffs(cx: &EventCx<'_>, call: TsNode<'_>, cfg: &Cfg) -> Vec<Event> {
+    let Some(args) = call.child_by_field_name("arguments") else {
+        return Vec::new();
+    };
+    let text = cx.raw(args);
+    cfg.maps
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| {
+            m.var
+                .as_deref()
+                .is_some_and(|v| is_plain_identifier(v) && identifiers(text).any(|t| t == v))
+        })
+        .map(|(site, _)| Event {
+            kind: EventKind::Handoff {
+                site: u16::try_from(site).unwrap_or(u16::MAX),
+            },
+            span: cx.span(call),
+        })
+        .collect()
 }
 
 fn call_event(cx: &EventCx<'_>, call: TsNode<'_>, cfg: &mut Cfg) -> Option<Event> {

@@ -106,6 +106,15 @@ pub enum EventKind {
     Sleep {
         call: u32,
     },
+    /// A tracked flag condition is assigned a constant: `disabled = true;`.
+    SetCond {
+        cond: u16,
+        value: bool,
+    },
+    /// The address of map `site` is passed to a function outside the catalogue.
+    Handoff {
+        site: u16,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -164,6 +173,10 @@ pub struct CondInfo {
     pub text: String,
     /// `Some(v)`: an `if` on this condition calls `pagefault_disable()` when it is `v`.
     pub guards_fault_disable: Option<bool>,
+    /// `Some((var, v))`: the condition tests `var` against NULL and `var` is
+    /// NULL when the condition is `v`. A mapping stored in `var` is not live
+    /// there (`out: if (kaddr) kunmap_local(kaddr);`).
+    pub null_test: Option<(String, bool)>,
 }
 
 #[derive(Debug, Default)]

@@ -30,6 +30,9 @@ pub struct Fact {
     pub kmap: u64,
     /// Widening merged different stacks: their order is no longer known.
     pub order_lost: bool,
+    /// Map sites whose address was passed to a function on this path (it
+    /// may have been released there).
+    pub handed_off: u64,
     /// Held contexts (bit = acquire site).
     pub held: u64,
     /// Conditions known along these paths, sorted by condition id.
@@ -44,6 +47,7 @@ impl Fact {
             atomic: Vec::new(),
             kmap: 0,
             order_lost: false,
+            handed_off: 0,
             held: 0,
             assumptions: Vec::new(),
         }
@@ -143,6 +147,7 @@ impl State {
                     union_stack(&mut m.local, &fact.local);
                     union_stack(&mut m.atomic, &fact.atomic);
                     m.kmap |= fact.kmap;
+                    m.handed_off |= fact.handed_off;
                     m.held |= fact.held;
                 }
                 None => merged.push(fact),

@@ -8,7 +8,7 @@ use std::collections::{HashMap, VecDeque};
 
 use crate::catalogue::MapFamily;
 use crate::cfg::events::identifiers;
-use crate::cfg::{Cfg, ENTRY, EXIT, EventKind, NodeId};
+use crate::cfg::{Assume, Cfg, ENTRY, EXIT, EventKind, NodeId};
 use lattice::{Fact, MAX_DEPTH, State, bit, push_live};
 
 /// Fixpoint iterations allowed per node before giving up on a function.
@@ -51,7 +51,8 @@ pub fn solve(cfg: &Cfg) -> Facts {
         }
         let out = transfer(cfg, id, &states[id as usize], &mut |_, _| {});
         for edge in &cfg.node(id).succs {
-            if states[edge.to as usize].join(refine(&out, edge.assume)) && !queued[edge.to as usize]
+            if states[edge.to as usize].join(refine(cfg, &out, edge.assume))
+                && !queued[edge.to as usize]
             {
                 queued[edge.to as usize] = true;
                 queue.push_back(edge.to);
@@ -68,7 +69,7 @@ pub fn solve(cfg: &Cfg) -> Facts {
             facts.before.insert((id, index), before.to_vec());
         });
         for edge in node.succs.iter().filter(|e| e.to == EXIT) {
-            let leaving: Vec<Fact> = refine(&out, edge.assume).collect();
+            let leaving: Vec<Fact> = refine(cfg, &out, edge.assume).collect();
             if !leaving.is_empty() {
                 facts.exits.push((id, leaving));
             }
@@ -77,10 +78,27 @@ pub fn solve(cfg: &Cfg) -> Facts {
     facts
 }
 
-fn refine(facts: &[Fact], assume: Option<crate::cfg::Assume>) -> impl Iterator<Item = Fact> + '_ {
-    facts.iter().cloned().filter_map(move |f| match assume {
-        Some(a) => f.assume(a),
-        None => Some(f),
+/// The facts that go along an edge: infeasible ones dropped, and a mapping
+/// whose variable is NULL on this edge no longer live (it never happened).
+fn refine<'a>(
+    cfg: &'a Cfg,
+    facts: &'a [Fact],
+    assume: Option<crate::cfg::Assume>,
+) -> impl Iterator<Item = Fact> + 'a {
+    facts.iter().cloned().filter_map(move |f| {
+        let Some(a) = assume else { return Some(f) };
+        let mut f = f.assume(a)?;
+        if let Some((var, null_when)) = &cfg.conds[a.cond as usize].null_test
+            && *null_when == a.value
+        {
+            // NULL address, or NULL page: that mapping was not made.
+            for (site, map) in cfg.maps.iter().enumerate() {
+                if map.var.as_deref() == Some(var.as_str()) || map.page_arg == *var {
+                    remove_live(&mut f, u16::try_from(site).unwrap_or(u16::MAX));
+                }
+            }
+        }
+        Some(f)
     })
 }
 
@@ -96,7 +114,11 @@ fn transfer(
     for (index, event) in cfg.node(id).events.iter().enumerate() {
         if !matches!(
             event.kind,
-            EventKind::Forget { .. } | EventKind::Map { .. } | EventKind::Acquire { .. }
+            EventKind::Forget { .. }
+                | EventKind::Map { .. }
+                | EventKind::Acquire { .. }
+                | EventKind::Handoff { .. }
+                | EventKind::SetCond { .. }
         ) {
             observe(index, &facts);
         }
@@ -109,12 +131,16 @@ fn transfer(
 
 fn apply(cfg: &Cfg, event: &EventKind, fact: &mut Fact) {
     match event {
-        EventKind::Map { site } => match cfg.maps[*site as usize].family {
-            MapFamily::Local => push_live(&mut fact.local, *site),
-            // kmap_atomic() disables page faults until its kunmap_atomic().
-            MapFamily::Atomic => push_live(&mut fact.atomic, *site),
-            MapFamily::Kmap => fact.kmap |= bit(*site),
-        },
+        EventKind::Map { site } => {
+            fact.handed_off &= !bit(*site);
+            match cfg.maps[*site as usize].family {
+                MapFamily::Local => push_live(&mut fact.local, *site),
+                // kmap_atomic() disables page faults until its kunmap_atomic().
+                MapFamily::Atomic => push_live(&mut fact.atomic, *site),
+                MapFamily::Kmap => fact.kmap |= bit(*site),
+            }
+        }
+        EventKind::Handoff { site } => fact.handed_off |= bit(*site),
         EventKind::Unmap { family, arg } => {
             if let Some(target) = unmap_target(cfg, fact, *family, arg) {
                 remove_live(fact, target.site);
@@ -125,6 +151,16 @@ fn apply(cfg: &Cfg, event: &EventKind, fact: &mut Fact) {
         EventKind::Acquire { site } => fact.held |= bit(*site),
         EventKind::Release { group, arg } => fact.held &= !released(cfg, fact.held, *group, arg),
         EventKind::Forget { conds } => fact.forget(*conds),
+        EventKind::SetCond { cond, value } => {
+            fact.forget(bit(*cond));
+            let set = Assume {
+                cond: *cond,
+                value: *value,
+            };
+            if let Some(updated) = std::mem::replace(fact, Fact::entry()).assume(set) {
+                *fact = updated;
+            }
+        }
         EventKind::Access { .. } | EventKind::Sleep { .. } => {}
     }
 }

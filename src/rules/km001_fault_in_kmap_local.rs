@@ -1,4 +1,4 @@
-use super::{RuleCx, accesses, declare_rule, evidence};
+use super::{Needle, RuleCx, accesses, declare_rule, evidence};
 use crate::catalogue::{ContextKind, MapFamily};
 use crate::cfg::Span;
 use crate::dataflow::lattice::Fact;
@@ -65,7 +65,7 @@ declare_rule! {
         name: "fault-in-kmap-local",
         summary: "user access may fault under kmap_local_*() where faults are not allowed",
         default_severity: Severity::Error,
-        needs: &[MapFamily::Local],
+        needs: &[Needle::Maps(MapFamily::Local)],
         check: check,
     };
 }

@@ -4,11 +4,19 @@
 
 pub mod evidence;
 pub mod km001_fault_in_kmap_local;
+pub mod km004_unmap_order;
+pub mod km005_wrong_unmap_argument;
+pub mod km006_unmap_family_mismatch;
+pub mod km007_leaked_mapping;
+pub mod km008_sleep_in_atomic_kmap;
+pub mod km009_unbalanced_disable;
+pub mod km010_inatomic_with_faults_enabled;
+pub mod unmap;
 
 use tree_sitter::Tree;
 
 use crate::catalogue::{Catalogue, MapFamily};
-use crate::cfg::{Cfg, EventKind, NodeId};
+use crate::cfg::{Cfg, Event, EventKind, NodeId};
 use crate::dataflow::Facts;
 use crate::diag::{Diagnostic, Severity};
 
@@ -23,6 +31,18 @@ pub struct RuleCx<'a> {
     pub base: usize,
     pub cfg: &'a Cfg,
     pub facts: &'a Facts,
+    /// The function's header as written (annotations such as `__acquires()`
+    /// are blank in `text`, and rules may need them).
+    pub header: &'a str,
+}
+
+/// A class of catalogue names a rule needs to see before it can fire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Needle {
+    /// A map call of this family.
+    Maps(MapFamily),
+    /// An `_inatomic` user access.
+    InatomicAccess,
 }
 
 /// Static description of a rule; `doc` feeds `--explain` and docs/rules/.
@@ -32,8 +52,9 @@ pub struct Rule {
     pub summary: &'static str,
     pub default_severity: Severity,
     pub doc: &'static str,
-    /// Files without a map call of these families cannot trigger the rule.
-    pub needs: &'static [MapFamily],
+    /// Files and functions without one of these names cannot trigger the
+    /// rule: they feed the prefilter and the choice of bodies to parse.
+    pub needs: &'static [Needle],
     pub check: fn(&RuleCx<'_>) -> Vec<Diagnostic>,
 }
 
@@ -65,23 +86,43 @@ macro_rules! declare_rule {
 pub(crate) use declare_rule;
 
 /// Every rule, in code order: one line per rule.
-pub static RULES: &[&Rule] = &[&km001_fault_in_kmap_local::KM001];
+pub static RULES: &[&Rule] = &[
+    &km001_fault_in_kmap_local::KM001,
+    &km004_unmap_order::KM004,
+    &km005_wrong_unmap_argument::KM005,
+    &km006_unmap_family_mismatch::KM006,
+    &km007_leaked_mapping::KM007,
+    &km008_sleep_in_atomic_kmap::KM008,
+    &km009_unbalanced_disable::KM009,
+    &km010_inatomic_with_faults_enabled::KM010,
+];
+
+/// When one bug triggers several rules at the same place, the most specific
+/// is reported once: earlier in this list wins.
+pub static SPECIFICITY: &[&str] = &[
+    "KM006", "KM005", "KM004", "KM001", "KM008", "KM010", "KM009", "KM007",
+];
+
+/// Rank of a rule in [`SPECIFICITY`] (unknown codes last).
+pub fn specificity(code: &str) -> usize {
+    SPECIFICITY
+        .iter()
+        .position(|c| *c == code)
+        .unwrap_or(SPECIFICITY.len())
+}
 
 /// Every event of the function with its node and index, in node order.
-pub fn events<'a>(cx: &'a RuleCx<'_>) -> impl Iterator<Item = (NodeId, usize, &'a EventKind)> + 'a {
+pub fn events<'a>(cx: &'a RuleCx<'_>) -> impl Iterator<Item = (NodeId, usize, &'a Event)> + 'a {
     cx.cfg.nodes.iter().enumerate().flat_map(|(id, node)| {
         let id = NodeId::try_from(id).unwrap_or(NodeId::MAX);
-        node.events
-            .iter()
-            .enumerate()
-            .map(move |(i, e)| (id, i, &e.kind))
+        node.events.iter().enumerate().map(move |(i, e)| (id, i, e))
     })
 }
 
 /// The user accesses: (node, event index, access id).
 pub fn accesses<'a>(cx: &'a RuleCx<'_>) -> impl Iterator<Item = (NodeId, usize, u32)> + 'a {
-    events(cx).filter_map(|(n, i, e)| match e {
-        EventKind::Access { access } => Some((n, i, *access)),
+    events(cx).filter_map(|(n, i, e)| match e.kind {
+        EventKind::Access { access } => Some((n, i, access)),
         _ => None,
     })
 }

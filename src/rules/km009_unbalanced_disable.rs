@@ -1,0 +1,189 @@
+use super::{Needle, RuleCx, declare_rule, events};
+use crate::catalogue::MapFamily;
+use crate::cfg::{EdgeKind, EventKind, NodeKind, Span};
+use crate::dataflow::bits;
+use crate::dataflow::lattice::Fact;
+use crate::diag::{Diagnostic, Label, Severity};
+
+declare_rule! {
+    /// ## What it does
+    /// In a function that maps pages, finds a path that returns with
+    /// `pagefault_disable()` or `preempt_disable()` still in effect, and a
+    /// `pagefault_enable()` reached on a path where this function did not
+    /// disable page faults. Functions annotated `__acquires()`/`__releases()`
+    /// are documented helpers and are skipped, and so is a function that
+    /// returns with faults (or preemption) disabled on every path and never
+    /// re-enables them: a map-like helper by design.
+    ///
+    /// ## Why is this bad
+    /// Both are counters in the task (`current->pagefault_disabled`) or the
+    /// preempt count: an unmatched disable leaves every later user access of
+    /// the task failing with -EFAULT (or the task unpreemptible), an unmatched
+    /// enable underflows the counter and re-enables faults in a caller that
+    /// relied on them being off. kmap_atomic() -> kmap_local_page()
+    /// conversions that move the disable into a branch are the usual source.
+    ///
+    /// ## Example
+    /// ```c
+    /// pagefault_disable();
+    /// left = __copy_from_user_inatomic(kaddr, src, len);
+    /// if (left)
+    ///         return -EFAULT;         /* faults stay disabled */
+    /// pagefault_enable();
+    /// ```
+    ///
+    /// ## Use instead
+    /// ```c
+    /// pagefault_disable();
+    /// left = __copy_from_user_inatomic(kaddr, src, len);
+    /// pagefault_enable();
+    /// if (left)
+    ///         return -EFAULT;
+    /// ```
+    ///
+    /// ## Known limitations
+    /// Conditions are correlated only when the same condition text guards the
+    /// disable and the enable. Only functions that call a kmap function are
+    /// analyzed.
+    pub static KM009 = Rule {
+        code: "KM009",
+        name: "unbalanced-disable",
+        summary: "pagefault_disable()/preempt_disable() not balanced on some path",
+        default_severity: Severity::Error,
+        needs: &[
+            Needle::Maps(MapFamily::Local),
+            Needle::Maps(MapFamily::Atomic),
+            Needle::Maps(MapFamily::Kmap),
+        ],
+        check: check,
+    };
+}
+
+/// A finding before it becomes a diagnostic: where, what it pairs with, why.
+struct Unbalanced {
+    span: Span,
+    secondary: Option<(Span, &'static str)>,
+    message: &'static str,
+}
+
+fn check(cx: &RuleCx<'_>) -> Vec<Diagnostic> {
+    const HELPER_ANNOTATIONS: [&str; 4] = [
+        "__acquires",
+        "__releases",
+        "__cond_acquires",
+        "__cond_releases",
+    ];
+    // Functions analyzed for another rule's sake (an _inatomic access) but
+    // that map nothing are out of this rule's scope.
+    if cx.cfg.maps.is_empty() || HELPER_ANNOTATIONS.iter().any(|a| cx.header.contains(a)) {
+        return Vec::new();
+    }
+    let preempt = cx.catalogue.group_names.iter().position(|g| g == "preempt");
+    let is_preempt = |group: u16| preempt.is_some_and(|p| usize::from(group) == p);
+    let mut first_disable = None;
+    let mut has_enable = false;
+    let mut releases_preempt = false;
+    let mut found = Vec::new();
+    for (node, index, event) in events(cx) {
+        match &event.kind {
+            EventKind::FaultDisable => {
+                first_disable.get_or_insert(event.span);
+            }
+            EventKind::FaultEnable => {
+                has_enable = true;
+                if cx.facts.before(node, index).iter().any(|f| f.pf_depth == 0) {
+                    found.push(Unbalanced {
+                        span: event.span,
+                        secondary: None,
+                        message: "`pagefault_enable()` on a path where this function did not disable page faults",
+                    });
+                }
+            }
+            EventKind::Release { group, .. } if is_preempt(*group) => releases_preempt = true,
+            _ => {}
+        }
+    }
+    // An enable is only judged against this function's own disables: without
+    // any, it pairs with a caller's (a release helper such as an unmap).
+    if first_disable.is_none() {
+        found.clear();
+    }
+    let mut exits: Vec<_> = cx.facts.exits.iter().collect();
+    exits.sort_by_key(|(node, _)| cx.cfg.node(*node).span.start);
+    let all = exits.iter().flat_map(|(_, facts)| facts.iter());
+    // Returning with faults disabled on every path, with no enable at all, is
+    // the design of a map-like helper (mm/zsmalloc.c __zs_map_object()
+    // "matches kmap_atomic() return conditions"); a path that differs is not.
+    let consistent_pf = !has_enable && all.clone().all(|f| f.pf_depth > 0);
+    let pf_leak = exits
+        .iter()
+        .find(|(_, facts)| facts.iter().any(|f| f.pf_depth > 0));
+    if let (Some((node, _)), Some(disable), false) = (pf_leak, first_disable, consistent_pf) {
+        found.push(Unbalanced {
+            span: exit_span(cx, *node),
+            secondary: Some((disable, "page faults disabled here")),
+            message: "returns with page faults still disabled (pagefault_disable() without pagefault_enable())",
+        });
+    }
+    let held_preempt = |f: &Fact| bits(f.held).find(|&s| is_preempt(cx.cfg.acquires[s].group));
+    let consistent_preempt = !releases_preempt && all.clone().all(|f| held_preempt(f).is_some());
+    let preempt_leak = exits.iter().find_map(|(node, facts)| {
+        facts
+            .iter()
+            .find_map(held_preempt)
+            .map(|site| (*node, site))
+    });
+    if let (Some((node, site)), false) = (preempt_leak, consistent_preempt) {
+        found.push(Unbalanced {
+            span: exit_span(cx, node),
+            secondary: Some((cx.cfg.acquires[site].span, "preemption disabled here")),
+            message: "returns with preemption still disabled",
+        });
+    }
+    diagnostics(cx, found)
+}
+
+fn diagnostics(cx: &RuleCx<'_>, found: Vec<Unbalanced>) -> Vec<Diagnostic> {
+    found
+        .into_iter()
+        .map(|u| Diagnostic {
+            code: KM009.code,
+            severity: Severity::Error,
+            message: u.message.to_owned(),
+            function: cx.function.to_owned(),
+            primary: Label {
+                span: u.span,
+                message: "unbalanced on this path".to_owned(),
+            },
+            secondary: u
+                .secondary
+                .map(|(span, message)| Label {
+                    span,
+                    message: message.to_owned(),
+                })
+                .into_iter()
+                .collect(),
+            notes: vec![
+                "pagefault_disable() and preempt_disable() nest as counters: every path must undo what it did"
+                    .to_owned(),
+            ],
+            help: Some(
+                "pair every disable with its enable on all paths, or annotate a deliberate helper with __acquires()"
+                    .to_owned(),
+            ),
+        })
+        .collect()
+}
+
+/// The return statement of an exiting node, or the closing brace.
+fn exit_span(cx: &RuleCx<'_>, node: u32) -> Span {
+    let exit = cx.cfg.node(node);
+    if exit.kind == NodeKind::Stmt && exit.succs.iter().any(|e| e.kind == EdgeKind::Return) {
+        return exit.span;
+    }
+    let end = cx.cfg.node(crate::cfg::EXIT).span.end;
+    Span {
+        start: end.saturating_sub(1),
+        end,
+    }
+}
