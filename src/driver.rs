@@ -166,6 +166,9 @@ fn check_one(analyzer: &Analyzer, shown: String, path: &Path) -> Outcome {
         ));
     }
     let report = analyzer.check_source(&source);
+    if let Some(limit) = report.limit {
+        return Outcome::Skipped(format!("{shown}: {limit}, skipped"));
+    }
     let findings = (!report.diagnostics.is_empty()).then_some(FileFindings {
         path: shown,
         source,

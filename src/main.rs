@@ -49,6 +49,9 @@ struct Args {
     /// Worker threads (0: one per core).
     #[arg(long, short = 'j', default_value_t = 0)]
     jobs: usize,
+    /// Skip (and name) a file whose analysis takes longer than this many seconds; 0: no limit.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+    file_timeout: f64,
     /// Print the full explanation of a rule (e.g. KM001) and exit.
     #[arg(long, value_name = "CODE")]
     explain: Option<String>,
@@ -110,6 +113,7 @@ fn run(args: &Args) -> Result<u8> {
     let options = Options {
         all_map_families: args.coverage_all_maps,
         compare_raw_parse: args.compare_raw_parse,
+        file_timeout: file_timeout(args.file_timeout)?,
     };
     let analyzer = Analyzer::with_options(rules::RULES.to_vec(), options)?;
     if args.dump_cfg {
@@ -153,6 +157,15 @@ fn run(args: &Args) -> Result<u8> {
     Ok(u8::from(
         result.files.iter().any(|f| !f.diagnostics.is_empty()),
     ))
+}
+
+fn file_timeout(seconds: f64) -> Result<Option<std::time::Duration>> {
+    if seconds == 0.0 {
+        return Ok(None);
+    }
+    std::time::Duration::try_from_secs_f64(seconds)
+        .map(Some)
+        .with_context(|| format!("--file-timeout {seconds}: not a number of seconds"))
 }
 
 fn summary(result: &RunResult) -> String {
