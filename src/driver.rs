@@ -1,6 +1,11 @@
 //! Walk the inputs, run the per-file pipeline in parallel, collect results in
 //! a deterministic order. The only module that touches rayon; a file that
 //! cannot be read is reported and skipped, never fatal.
+//!
+//! Nothing is opened before its type is known: the walk's file type (lstat)
+//! or a `stat` of an explicit path must say "regular file", and the open
+//! itself is non-blocking, so a FIFO or device named `x.c` (or a file replaced
+//! by one mid-scan) is named and skipped instead of hanging the scan.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -11,8 +16,10 @@ use walkdir::WalkDir;
 use crate::diag::Diagnostic;
 use crate::{Analyzer, FileStats, PhaseTimes};
 
-/// Larger inputs are skipped: no kernel source comes close, and memory stays bounded.
-pub const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
+/// Larger inputs are skipped, by size, before they are read: memory stays
+/// bounded (a file is held twice, original and preprocessed). The largest
+/// file in linux 6.12 is a 24 MB generated register header.
+pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// One analyzed file with findings; its bytes are kept for rendering.
 pub struct FileFindings {
@@ -45,6 +52,25 @@ pub struct RunResult {
     pub stats: RunStats,
 }
 
+/// The walked inputs, not yet read: [`run`] is [`Inputs::walk`] then
+/// [`Inputs::check`]. Tests change files between the two, as a concurrent
+/// writer could.
+pub struct Inputs(Vec<Input>);
+
+/// What a non-regular file is, for the line that names it.
+fn not_regular(file_type: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_fifo() {
+        "a named pipe (FIFO), not opened, skipped"
+    } else if file_type.is_char_device() || file_type.is_block_device() {
+        "a device node, not opened, skipped"
+    } else if file_type.is_socket() {
+        "a socket, not opened, skipped"
+    } else {
+        "not a regular file, skipped"
+    }
+}
+
 fn is_c_source(path: &Path) -> bool {
     matches!(path.extension().and_then(|e| e.to_str()), Some("c" | "h"))
 }
@@ -74,14 +100,15 @@ fn walk_inputs(paths: &[PathBuf], implicit_root: bool) -> impl Iterator<Item = I
                 Ok(m) => m,
                 Err(e) => {
                     return Box::new(std::iter::once(Input::Problem(format!(
-                        "{}: {e}",
+                        "{}: {e}, skipped",
                         root.display()
                     ))));
                 }
             };
             if !meta.is_dir() {
                 let input = if !meta.is_file() {
-                    Input::Problem(format!("{}: not a regular file, skipped", root.display()))
+                    let why = not_regular(meta.file_type());
+                    Input::Problem(format!("{}: {why}", root.display()))
                 } else if is_c_source(root) {
                     Input::File {
                         shown: display(root, implicit_root),
@@ -106,14 +133,22 @@ fn walk_inputs(paths: &[PathBuf], implicit_root: bool) -> impl Iterator<Item = I
                                 path: e.into_path(),
                             })
                         }
-                        Ok(e)
-                            if !e.file_type().is_dir()
-                                && !e.file_type().is_symlink()
-                                && is_c_source(e.path()) =>
-                        {
+                        // Symlinks are not followed (a target inside the tree
+                        // would be reported twice, like ripgrep and git we do
+                        // not follow), but a broken one or a loop is named.
+                        Ok(e) if e.file_type().is_symlink() && is_c_source(e.path()) => {
+                            std::fs::metadata(e.path()).err().map(|err| {
+                                Input::Problem(format!(
+                                    "{}: unresolvable symlink ({err}), skipped",
+                                    e.path().display()
+                                ))
+                            })
+                        }
+                        Ok(e) if !e.file_type().is_dir() && is_c_source(e.path()) => {
                             Some(Input::Problem(format!(
-                                "{}: not a regular file, skipped",
-                                e.path().display()
+                                "{}: {}",
+                                e.path().display(),
+                                not_regular(e.file_type())
                             )))
                         }
                         Ok(_) => None,
@@ -135,12 +170,19 @@ enum Outcome {
 }
 
 /// Reads a file with one open and one fstat: no separate stat per file.
+/// The walk saw a regular file, but it may have been replaced since: the open
+/// is non-blocking (a FIFO without writer would block forever) and the fstat
+/// decides.
 fn read_source(path: &Path) -> std::io::Result<Result<Vec<u8>, String>> {
     use std::io::Read;
-    let file = std::fs::File::open(path)?;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
     let meta = file.metadata()?;
     if !meta.is_file() {
-        return Ok(Err("not a regular file, skipped".to_owned()));
+        return Ok(Err(not_regular(meta.file_type()).to_owned()));
     }
     if meta.len() > MAX_FILE_BYTES {
         return Ok(Err(format!(
@@ -166,6 +208,9 @@ fn check_one(analyzer: &Analyzer, shown: String, path: &Path) -> Outcome {
         ));
     }
     let report = analyzer.check_source(&source);
+    if let Some(limit) = report.limit {
+        return Outcome::Skipped(format!("{shown}: {limit}, skipped"));
+    }
     let findings = (!report.diagnostics.is_empty()).then_some(FileFindings {
         path: shown,
         source,
@@ -185,20 +230,41 @@ pub fn run(
     jobs: usize,
 ) -> anyhow::Result<RunResult> {
     let start = Instant::now();
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build()?;
-    // Walk first, then check in parallel: measured on linux 6.12, streaming
-    // the walk into the pool (par_bridge, with or without a walker thread)
-    // was 1.4x slower than this, as par_bridge balances work poorly.
-    let inputs: Vec<Input> = walk_inputs(paths, implicit_root).collect();
-    let outcomes: Vec<Outcome> = pool.install(|| {
-        inputs
-            .into_par_iter()
-            .map(|input| match input {
-                Input::File { shown, path } => check_one(analyzer, shown, &path),
-                Input::Problem(p) => Outcome::Problem(p),
-            })
-            .collect()
-    });
+    let mut result = Inputs::walk(paths, implicit_root).check(analyzer, jobs)?;
+    result.stats.wall = start.elapsed();
+    Ok(result)
+}
+
+impl Inputs {
+    /// Expands `paths` into C files, without opening any.
+    pub fn walk(paths: &[PathBuf], implicit_root: bool) -> Self {
+        // Walk first, then check in parallel: measured on linux 6.12, streaming
+        // the walk into the pool (par_bridge, with or without a walker thread)
+        // was 1.4x slower than this, as par_bridge balances work poorly.
+        Self(walk_inputs(paths, implicit_root).collect())
+    }
+
+    /// Reads and checks the walked files with `jobs` threads (0: one per core).
+    pub fn check(self, analyzer: &Analyzer, jobs: usize) -> anyhow::Result<RunResult> {
+        let start = Instant::now();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build()?;
+        let outcomes: Vec<Outcome> = pool.install(|| {
+            self.0
+                .into_par_iter()
+                .map(|input| match input {
+                    Input::File { shown, path } => check_one(analyzer, shown, &path),
+                    Input::Problem(p) => Outcome::Problem(p),
+                })
+                .collect()
+        });
+        let mut result = collect(outcomes);
+        result.stats.wall = start.elapsed();
+        Ok(result)
+    }
+}
+
+/// Totals and sorted output of the per-file outcomes.
+fn collect(outcomes: Vec<Outcome>) -> RunResult {
     let mut stats = RunStats::default();
     let mut problems = Vec::new();
     let mut files = Vec::new();
@@ -229,10 +295,9 @@ pub fn run(
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     problems.sort();
-    stats.wall = start.elapsed();
-    Ok(RunResult {
+    RunResult {
         files,
         problems,
         stats,
-    })
+    }
 }

@@ -76,12 +76,76 @@ pub struct Options {
     /// Also parse each analyzed body without preprocessing and count its errors,
     /// to measure what preprocessing buys.
     pub compare_raw_parse: bool,
+    /// Give up on a file after this long (`--file-timeout`); `None`: no limit.
+    pub file_timeout: Option<Duration>,
+}
+
+/// Why the pipeline gave up on a file. The driver skips the whole file and
+/// names it with this reason: a partial result would look like a clean one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Limit {
+    /// `Options::file_timeout` ran out; `during` says where ("function `f`").
+    Timeout { after: Duration, during: String },
+    /// A function body larger than [`parse::MAX_BODY_BYTES`]: not parsed,
+    /// because tree-sitter's error recovery can take ~2 KB of memory and
+    /// ~13 us per byte of hostile input.
+    BodyTooLarge { function: String, bytes: usize },
+}
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Limit::Timeout { after, during } => write!(
+                f,
+                "analysis exceeded the {} s time limit (--file-timeout) in {during}",
+                after.as_secs_f64()
+            ),
+            Limit::BodyTooLarge { function, bytes } => write!(
+                f,
+                "function `{function}` has a {bytes}-byte body, over the {}-byte limit",
+                parse::MAX_BODY_BYTES
+            ),
+        }
+    }
+}
+
+/// The clock of one file's analysis.
+#[derive(Clone, Copy)]
+struct Deadline {
+    at: Option<Instant>,
+    limit: Duration,
+}
+
+impl Deadline {
+    fn start(limit: Option<Duration>) -> Self {
+        Self {
+            at: limit.and_then(|l| Instant::now().checked_add(l)),
+            limit: limit.unwrap_or_default(),
+        }
+    }
+
+    fn passed(self) -> bool {
+        self.at.is_some_and(|at| Instant::now() >= at)
+    }
+
+    /// `Err` once the time is up; `function` is where we are, if in one.
+    fn check(self, function: Option<&str>) -> Result<(), Limit> {
+        if self.passed() {
+            return Err(Limit::Timeout {
+                after: self.limit,
+                during: function.map_or("preprocessing".to_owned(), |f| format!("function `{f}`")),
+            });
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Default)]
 pub struct FileReport {
     pub diagnostics: Vec<Diagnostic>,
     pub stats: FileStats,
+    /// Set when a limit stopped the analysis: the diagnostics are incomplete.
+    pub limit: Option<Limit>,
 }
 
 /// Offset (in the parsed text) of the first ERROR or MISSING node, if any.
@@ -154,14 +218,19 @@ impl Analyzer {
     }
 
     /// Runs every rule on one file's bytes. Never fails: what does not parse
-    /// is analyzed as far as it goes and counted as partial.
+    /// is analyzed as far as it goes and counted as partial; a file that hits
+    /// a [`Limit`] says so in `FileReport::limit`.
     pub fn check_source(&self, src: &[u8]) -> FileReport {
         let mut report = FileReport::default();
-        self.for_each_function(src, &mut report.stats, &mut |cx, _| {
-            for rule in &self.rules {
-                report.diagnostics.extend((rule.check)(cx));
-            }
-        });
+        let mut diagnostics = Vec::new();
+        report.limit = self
+            .for_each_function(src, &mut report.stats, &mut |cx, _| {
+                for rule in &self.rules {
+                    diagnostics.extend((rule.check)(cx));
+                }
+            })
+            .err();
+        report.diagnostics = diagnostics;
         report
             .diagnostics
             .sort_by_key(|d| (d.primary.span.start, rules::specificity(d.code)));
@@ -175,7 +244,7 @@ impl Analyzer {
         let lines = LineIndex::new(src);
         let mut out = String::new();
         let mut stats = FileStats::default();
-        self.for_each_function(src, &mut stats, &mut |cx, span| {
+        let limit = self.for_each_function(src, &mut stats, &mut |cx, span| {
             let status = match first_error(cx.tree) {
                 Some(offset) => format!(
                     "partial: parse error at line {}",
@@ -187,6 +256,9 @@ impl Analyzer {
             out.push_str(&format!("fn {} ({status})\n", span.name));
             out.push_str(&cfg::dump::dump(cx.cfg, &|o| lines.position(o).0));
         });
+        if let Err(limit) = limit {
+            out.push_str(&format!("stopped: {limit}\n"));
+        }
         out
     }
 
@@ -195,17 +267,19 @@ impl Analyzer {
         src: &[u8],
         stats: &mut FileStats,
         visit: &mut dyn FnMut(&RuleCx<'_>, &FunctionSpan),
-    ) {
+    ) -> Result<(), Limit> {
+        let deadline = Deadline::start(self.options.file_timeout);
         let t = Instant::now();
         let relevant = self.prefilter.may_match(src);
         stats.times.prefilter += t.elapsed();
         if !relevant {
             stats.prefiltered_out = true;
-            return;
+            return Ok(());
         }
         let t = Instant::now();
         let vocab = Vocabulary::new(&self.catalogue);
         let mut pre = preprocess::lexical(src);
+        deadline.check(None)?;
         let functions = parse::find_functions(&pre, &self.catalogue);
         let hits: Vec<usize> = self.prefilter.hits(&pre).collect();
         let relevant: Vec<&FunctionSpan> = functions
@@ -217,12 +291,26 @@ impl Analyzer {
             .collect();
         // Identifier rewriting is the costly stage: only bodies we parse need it.
         for span in &relevant {
+            deadline.check(Some(&span.name))?;
             preprocess::rewrite_identifiers(&mut pre, span.body_start..span.body_end, &vocab);
         }
         stats.times.preprocess += t.elapsed();
-        for span in relevant {
-            self.analyze_function(src, &pre, span, stats, visit);
+        // Size first, for every function: a file with an oversized body is
+        // refused before any time is spent on the others.
+        if let Some(span) = relevant
+            .iter()
+            .find(|s| s.body_end - s.body_start > parse::MAX_BODY_BYTES)
+        {
+            return Err(Limit::BodyTooLarge {
+                function: span.name.clone(),
+                bytes: span.body_end - span.body_start,
+            });
         }
+        for span in relevant {
+            deadline.check(Some(&span.name))?;
+            self.analyze_function(src, &pre, span, stats, deadline, visit)?;
+        }
+        Ok(())
     }
 
     fn analyze_function(
@@ -231,19 +319,23 @@ impl Analyzer {
         pre: &[u8],
         span: &FunctionSpan,
         stats: &mut FileStats,
+        deadline: Deadline,
         visit: &mut dyn FnMut(&RuleCx<'_>, &FunctionSpan),
-    ) {
+    ) -> Result<(), Limit> {
         let t = Instant::now();
-        let tree = PARSER.with_borrow_mut(|parser| parse::parse_body(parser, pre, span));
+        let tree =
+            PARSER.with_borrow_mut(|parser| parse::parse_body(parser, pre, span, deadline.at));
         stats.times.parse += t.elapsed();
         stats.functions += 1;
+        deadline.check(Some(&span.name))?;
         let Some(tree) = tree else {
             stats.partial += 1;
-            return;
+            return Ok(());
         };
         stats.parse_errors += usize::from(tree.root_node().has_error());
         if self.options.compare_raw_parse {
-            let raw = PARSER.with_borrow_mut(|parser| parse::parse_body(parser, src, span));
+            let raw =
+                PARSER.with_borrow_mut(|parser| parse::parse_body(parser, src, span, deadline.at));
             stats.raw_parse_errors += usize::from(raw.is_none_or(|t| t.root_node().has_error()));
         }
         let text = &pre[span.body_start..span.body_end];
@@ -251,9 +343,11 @@ impl Analyzer {
         let mut graph = cfg::build::build(&self.catalogue, text, span.body_start, tree.root_node());
         graph.complete &= !span.truncated;
         stats.times.cfg += t.elapsed();
+        deadline.check(Some(&span.name))?;
         let t = Instant::now();
-        let facts = dataflow::solve(&graph);
+        let facts = dataflow::solve_until(&graph, deadline.at);
         stats.times.dataflow += t.elapsed();
+        deadline.check(Some(&span.name))?;
         if graph.complete && facts.converged {
             stats.complete += 1;
         } else {
@@ -273,5 +367,6 @@ impl Analyzer {
         };
         visit(&cx, span);
         stats.times.rules += t.elapsed();
+        Ok(())
     }
 }

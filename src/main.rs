@@ -49,6 +49,12 @@ struct Args {
     /// Worker threads (0: one per core).
     #[arg(long, short = 'j', default_value_t = 0)]
     jobs: usize,
+    /// Skip (and name) a file whose analysis takes longer than this many seconds; 0: no limit.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+    file_timeout: f64,
+    /// Exit 2 if any input was skipped because of an error (unreadable, binary, over a limit).
+    #[arg(long)]
+    strict: bool,
     /// Print the full explanation of a rule (e.g. KM001) and exit.
     #[arg(long, value_name = "CODE")]
     explain: Option<String>,
@@ -110,6 +116,7 @@ fn run(args: &Args) -> Result<u8> {
     let options = Options {
         all_map_families: args.coverage_all_maps,
         compare_raw_parse: args.compare_raw_parse,
+        file_timeout: file_timeout(args.file_timeout)?,
     };
     let analyzer = Analyzer::with_options(rules::RULES.to_vec(), options)?;
     if args.dump_cfg {
@@ -140,19 +147,32 @@ fn run(args: &Args) -> Result<u8> {
                 }
             };
             stdout.write_all(&report::human::render(&result.files, color))?;
-            eprintln!("{}", summary(&result));
         }
         Format::Json => {
             stdout.write_all(report::json::render(&result.files, &result.stats).as_bytes())?
         }
     }
+    // In every format: the one line that says whether inputs were skipped.
+    eprintln!("{}", summary(&result));
     stdout.flush()?;
     if args.stats {
         print_stats(&result);
     }
+    if args.strict && !result.problems.is_empty() {
+        return Ok(2);
+    }
     Ok(u8::from(
         result.files.iter().any(|f| !f.diagnostics.is_empty()),
     ))
+}
+
+fn file_timeout(seconds: f64) -> Result<Option<std::time::Duration>> {
+    if seconds == 0.0 {
+        return Ok(None);
+    }
+    std::time::Duration::try_from_secs_f64(seconds)
+        .map(Some)
+        .with_context(|| format!("--file-timeout {seconds}: not a number of seconds"))
 }
 
 fn summary(result: &RunResult) -> String {
@@ -162,10 +182,15 @@ fn summary(result: &RunResult) -> String {
         .filter(|d| d.severity == Severity::Error)
         .count();
     let warnings = all.filter(|d| d.severity == Severity::Warning).count();
-    let skipped = if result.stats.files_skipped > 0 {
-        format!(", {} file(s) skipped", result.stats.files_skipped)
-    } else {
+    // Every problem line is an input that was not checked: say so, so that a
+    // clean summary is never printed over an incomplete scan.
+    let skipped = if result.problems.is_empty() {
         String::new()
+    } else {
+        format!(
+            ", {} input(s) skipped because of errors (named above)",
+            result.problems.len()
+        )
     };
     format!(
         "kmapcheck: {errors} error(s), {warnings} warning(s) in {} file(s) checked{skipped}",

@@ -7,7 +7,10 @@
 //! bodies that contain a catalogue name are handed to tree-sitter, which parses
 //! a lone `{ ... }` as a top-level compound statement.
 
-use tree_sitter::{Parser, Tree};
+use std::ops::ControlFlow;
+use std::time::Instant;
+
+use tree_sitter::{ParseOptions, ParseState, Parser, Tree};
 
 use crate::catalogue::Catalogue;
 use crate::preprocess::matching_paren;
@@ -127,10 +130,42 @@ fn function_name(header: &[u8], catalogue: &Catalogue) -> String {
     "<unknown>".to_owned()
 }
 
-/// Parses one function body. `None` only if tree-sitter gives up (timeout or
-/// cancellation), which the caller counts as an unparsed function.
-pub fn parse_body(parser: &mut Parser, pre: &[u8], span: &FunctionSpan) -> Option<Tree> {
-    parser.parse(&pre[span.body_start..span.body_end], None)
+/// Bodies larger than this are not parsed. The largest top-level brace group
+/// in the 6.12 files that mention kmap is 80 KB; on hostile input tree-sitter's
+/// error recovery takes up to ~2 KB of memory per byte, so this bounds one
+/// parse to ~500 MB.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// Parses one function body. `None` if tree-sitter gives up: `deadline`
+/// passed (checked from tree-sitter's progress callback) or cancellation.
+pub fn parse_body(
+    parser: &mut Parser,
+    pre: &[u8],
+    span: &FunctionSpan,
+    deadline: Option<Instant>,
+) -> Option<Tree> {
+    let text = &pre[span.body_start..span.body_end];
+    let Some(deadline) = deadline else {
+        return parser.parse(text, None);
+    };
+    let mut past_deadline = |_: &ParseState| {
+        if Instant::now() >= deadline {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    };
+    let options = ParseOptions::new().progress_callback(&mut past_deadline);
+    let tree = parser.parse_with_options(
+        &mut |i, _| text.get(i..).unwrap_or_default(),
+        None,
+        Some(options),
+    );
+    if tree.is_none() {
+        // A cancelled parser resumes the old parse on its next call unless reset.
+        parser.reset();
+    }
+    tree
 }
 
 /// A parser for C, one per thread.

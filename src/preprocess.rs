@@ -304,22 +304,59 @@ const TYPE_WORDS: [&str; 17] = [
     "int", "float", "double", "void", "bool", "_Bool", "__u8",
 ];
 
+/// The groups of one body, found in one pass: what `rewrite_identifiers`
+/// asks for every identifier. Asking [`matching_paren`] and rescanning the
+/// arguments per call instead costs O(n^2) on nested calls (`f(f(f(...`, a
+/// fuzzer's and a generated file's favourite) and never finishes on 1 MB.
+#[derive(Default)]
+struct Groups {
+    /// `(` offset -> end (exclusive) of its group, as `matching_paren` finds it.
+    close: std::collections::HashMap<usize, usize>,
+    /// `(` offset -> offsets of its top-level commas.
+    commas: std::collections::HashMap<usize, Vec<usize>>,
+}
+
+impl Groups {
+    fn scan(buf: &[u8], range: std::ops::Range<usize>) -> Self {
+        let mut groups = Groups::default();
+        // Open `(` and `[` (offset, byte); `{`, `}` and `;` end every open
+        // group, as in `matching_paren`, so they can never be matched.
+        let mut open: Vec<(usize, u8)> = Vec::new();
+        for i in range {
+            match buf[i] {
+                b @ (b'(' | b'[') => open.push((i, b)),
+                b']' if open.last().is_some_and(|&(_, b)| b == b'[') => {
+                    open.pop();
+                }
+                b')' => {
+                    while let Some((o, b)) = open.pop() {
+                        if b == b'(' {
+                            groups.close.insert(o, i + 1);
+                            break;
+                        }
+                    }
+                }
+                b',' => {
+                    if let Some(&(o, b'(')) = open.last() {
+                        groups.commas.entry(o).or_default().push(i);
+                    }
+                }
+                b'{' | b'}' | b';' => open.clear(),
+                _ => {}
+            }
+        }
+        groups
+    }
+}
+
 /// Macros such as `min_t()` and `container_of()` take a type as an argument,
 /// which no C parser accepts in a call. A type argument is rewritten to
 /// underscores of the same length: a valid identifier.
-fn rewrite_type_arguments(buf: &mut [u8], open: usize, close: usize) {
+fn rewrite_type_arguments(buf: &mut [u8], open: usize, close: usize, commas: &[usize]) {
     let mut arg_start = open + 1;
-    let mut depth = 0usize;
-    for i in open + 1..close {
-        match buf[i] {
-            b'(' | b'[' | b'{' => depth += 1,
-            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
-            b',' if depth == 0 => {
-                rewrite_if_type(buf, arg_start, i);
-                arg_start = i + 1;
-            }
-            _ => {}
-        }
+    for &comma in commas {
+        rewrite_if_type(buf, arg_start, comma);
+        arg_start = comma + 1;
     }
     rewrite_if_type(buf, arg_start, close - 1);
 }
@@ -354,6 +391,7 @@ fn rewrite_if_type(buf: &mut [u8], start: usize, end: usize) {
 pub fn rewrite_identifiers(buf: &mut [u8], range: std::ops::Range<usize>, vocab: &Vocabulary<'_>) {
     let mut depth = 0usize;
     let mut i = range.start;
+    let groups = Groups::scan(buf, range.clone());
     let buf = &mut buf[..range.end];
     while i < buf.len() {
         let b = buf[i];
@@ -383,7 +421,7 @@ pub fn rewrite_identifiers(buf: &mut [u8], range: std::ops::Range<usize>, vocab:
         } else if vocab.with_args.contains(word) {
             let open = skip_spaces(buf, i);
             let end = if buf.get(open) == Some(&b'(') {
-                matching_paren(buf, open).unwrap_or(i)
+                groups.close.get(&open).copied().unwrap_or(i)
             } else {
                 i
             };
@@ -394,7 +432,7 @@ pub fn rewrite_identifiers(buf: &mut [u8], range: std::ops::Range<usize>, vocab:
             if buf.get(open) != Some(&b'(') {
                 continue;
             }
-            let Some(close) = matching_paren(buf, open) else {
+            let Some(&close) = groups.close.get(&open) else {
                 continue;
             };
             let is_iterator = word.len() >= 5 && vocab.catalogue.is_iterator(word);
@@ -417,7 +455,8 @@ pub fn rewrite_identifiers(buf: &mut [u8], range: std::ops::Range<usize>, vocab:
                 }
             }
             if takes_types {
-                rewrite_type_arguments(buf, open, close);
+                let commas = groups.commas.get(&open).map_or(&[][..], Vec::as_slice);
+                rewrite_type_arguments(buf, open, close, commas);
             }
         }
     }

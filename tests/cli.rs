@@ -115,3 +115,30 @@ fn bad_inputs_are_named_and_skipped_and_the_scan_goes_on() {
     assert!(out.contains("latin1.c:"), "{out}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn exit_codes_0_clean_1_findings_2_error_and_strict_counts_skips() {
+    let dir = temp_dir("strict");
+    std::fs::write(dir.join("binary.c"), b"kmap_local_page\0").unwrap();
+    std::fs::copy("fixtures/KM001/seed_mfill_fixed.c", dir.join("clean.c")).unwrap();
+    let d = dir.to_str().unwrap();
+    let (code, _, err) = kmapcheck(&[d]);
+    assert_eq!(code, 0, "a skipped file alone is not a finding: {err}");
+    assert!(
+        err.contains("in 1 file(s) checked, 1 input(s) skipped because of errors"),
+        "{err}"
+    );
+    let (code, _, err) = kmapcheck(&["--strict", d]);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = kmapcheck(&["--strict", "--format", "json", d]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("skipped because of errors"), "{err}");
+    std::fs::remove_file(dir.join("binary.c")).unwrap();
+    let (code, _, err) = kmapcheck(&["--strict", d]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("skipped"), "{err}");
+    let (code, _, _) = kmapcheck(&["--strict", d, "fixtures/KM001/seed_mfill_retry.c"]);
+    assert_eq!(code, 1);
+    let (code, _, err) = kmapcheck(&["--file-timeout", "-1", d]);
+    assert_eq!(code, 2, "{err}");
+}

@@ -16,7 +16,7 @@ use super::{Assume, Cfg, CondInfo, EXIT, Edge, EdgeKind, EventKind, Node, NodeId
 use crate::catalogue::Catalogue;
 
 /// Deeper statement nesting than this is summarized, not lowered.
-pub const MAX_NESTING: usize = 256;
+pub const MAX_NESTING: usize = 128;
 
 /// Edges waiting for the node that follows.
 type Pending = Vec<(NodeId, EdgeKind, Option<Assume>)>;

@@ -34,6 +34,13 @@ impl Facts {
 
 /// Solves the dataflow problem of one function.
 pub fn solve(cfg: &Cfg) -> Facts {
+    solve_until(cfg, None)
+}
+
+/// [`solve`], stopped unconverged once `deadline` passes: the visit budget
+/// bounds the iterations, but a large graph times many facts per visit can
+/// still outlast a per-file time limit.
+pub fn solve_until(cfg: &Cfg, deadline: Option<std::time::Instant>) -> Facts {
     let mut states = vec![State::default(); cfg.nodes.len()];
     states[ENTRY as usize].join([Fact::entry()]);
     let mut queue: VecDeque<NodeId> = VecDeque::from([ENTRY]);
@@ -45,7 +52,9 @@ pub fn solve(cfg: &Cfg) -> Facts {
     while let Some(id) = queue.pop_front() {
         queued[id as usize] = false;
         visits += 1;
-        if visits > budget {
+        let out_of_time =
+            visits.is_multiple_of(1024) && deadline.is_some_and(|d| std::time::Instant::now() >= d);
+        if visits > budget || out_of_time {
             converged = false;
             break;
         }
