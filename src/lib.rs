@@ -25,7 +25,7 @@ use catalogue::{Catalogue, MapFamily};
 use diag::{Diagnostic, LineIndex};
 use parse::FunctionSpan;
 use prefilter::Prefilter;
-use preprocess::Vocabulary;
+use preprocess::{Arms, Vocabulary};
 use rules::{Needle, Rule, RuleCx};
 
 /// Time spent per pipeline phase (summed over threads in a run).
@@ -169,6 +169,10 @@ fn first_error(tree: &tree_sitter::Tree) -> Option<usize> {
     }
 }
 
+/// Passes over the arms of `#if` chains per file: the first arm, then arm 1,
+/// 2, 3 (a chain with more arms contributes its last to the later passes).
+const MAX_ARM_PASSES: usize = 4;
+
 thread_local! {
     static PARSER: RefCell<Parser> = RefCell::new(parse::new_parser());
 }
@@ -276,41 +280,88 @@ impl Analyzer {
             stats.prefiltered_out = true;
             return Ok(());
         }
-        let t = Instant::now();
         let vocab = Vocabulary::new(&self.catalogue);
-        let mut pre = preprocess::lexical(src);
+        let t = Instant::now();
+        let (pre, arm_counts) = preprocess::lexical_arms(src, Arms::First, &[]);
+        stats.times.preprocess += t.elapsed();
+        let seen = self.analyze_text(src, pre, &[], &vocab, stats, deadline, visit)?;
+        // Code only in a later #elif/#else arm (the !CONFIG_HIGHMEM inline,
+        // the xz arm of a compression switch) gets a pass per arm index, up
+        // to MAX_ARM_PASSES; bodies an earlier pass analyzed unchanged are
+        // not analyzed twice.
+        let most_arms = arm_counts
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(1)
+            .min(MAX_ARM_PASSES);
+        let mut seen = seen;
+        for arm in 1..most_arms {
+            let t = Instant::now();
+            let (pre_arm, _) = preprocess::lexical_arms(src, Arms::Nth(arm), &arm_counts);
+            stats.times.preprocess += t.elapsed();
+            let more = self.analyze_text(src, pre_arm, &seen, &vocab, stats, deadline, visit)?;
+            seen.extend(more);
+        }
+        Ok(())
+    }
+
+    /// Analyzes the relevant functions of one lexical pass, except those in
+    /// `skip` (body range and text hash); returns what it analyzed.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one pass of the per-file pipeline; all are its inputs"
+    )]
+    fn analyze_text(
+        &self,
+        src: &[u8],
+        mut pre: Vec<u8>,
+        skip: &[(usize, usize, u64)],
+        vocab: &Vocabulary<'_>,
+        stats: &mut FileStats,
+        deadline: Deadline,
+        visit: &mut dyn FnMut(&RuleCx<'_>, &FunctionSpan),
+    ) -> Result<Vec<(usize, usize, u64)>, Limit> {
+        let t = Instant::now();
         deadline.check(None)?;
         let functions = parse::find_functions(&pre, &self.catalogue);
         let hits: Vec<usize> = self.prefilter.hits(&pre).collect();
-        let relevant: Vec<&FunctionSpan> = functions
+        let key = |f: &FunctionSpan| {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            std::hash::Hash::hash(&pre[f.body_start..f.body_end], &mut hasher);
+            (f.body_start, f.body_end, std::hash::Hasher::finish(&hasher))
+        };
+        let relevant: Vec<(&FunctionSpan, (usize, usize, u64))> = functions
             .iter()
             .filter(|f| {
                 let first = hits.partition_point(|&h| h < f.body_start);
                 hits.get(first).is_some_and(|&h| h < f.body_end)
             })
+            .map(|f| (f, key(f)))
+            .filter(|(_, k)| !skip.contains(k))
             .collect();
         // Identifier rewriting is the costly stage: only bodies we parse need it.
-        for span in &relevant {
+        for (span, _) in &relevant {
             deadline.check(Some(&span.name))?;
-            preprocess::rewrite_identifiers(&mut pre, span.body_start..span.body_end, &vocab);
+            preprocess::rewrite_identifiers(&mut pre, span.body_start..span.body_end, vocab);
         }
         stats.times.preprocess += t.elapsed();
         // Size first, for every function: a file with an oversized body is
         // refused before any time is spent on the others.
-        if let Some(span) = relevant
+        if let Some((span, _)) = relevant
             .iter()
-            .find(|s| s.body_end - s.body_start > parse::MAX_BODY_BYTES)
+            .find(|(s, _)| s.body_end - s.body_start > parse::MAX_BODY_BYTES)
         {
             return Err(Limit::BodyTooLarge {
                 function: span.name.clone(),
                 bytes: span.body_end - span.body_start,
             });
         }
-        for span in relevant {
+        for (span, _) in &relevant {
             deadline.check(Some(&span.name))?;
             self.analyze_function(src, &pre, span, stats, deadline, visit)?;
         }
-        Ok(())
+        Ok(relevant.into_iter().map(|(_, k)| k).collect())
     }
 
     fn analyze_function(

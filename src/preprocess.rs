@@ -54,9 +54,39 @@ pub fn preprocess(src: &[u8], vocab: &Vocabulary<'_>) -> Vec<u8> {
 /// branches blanked. Enough to find function bodies; the driver then rewrites
 /// identifiers only in the bodies it analyzes ([`rewrite_identifiers`]).
 pub fn lexical(src: &[u8]) -> Vec<u8> {
+    lexical_arms(src, Arms::First, &[]).0
+}
+
+/// Which arm of each `#if`/`#elif`/`#else` chain survives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arms {
+    /// The first arm (the `#else` of an `#if 0`).
+    First,
+    /// Arm `n` (0-based) of chains that have more than `n` arms, else their
+    /// last: code that the first pass blanked (`!CONFIG_HIGHMEM` inlines, the
+    /// xz arm of a compression switch). Needs the arm counts of a first pass.
+    Nth(usize),
+}
+
+/// The first stage with a choice of arms. Returns the text and the number of
+/// arms of each conditional chain, in order of appearance, for later
+/// [`Arms::Nth`] passes over the same source.
+pub fn lexical_arms(src: &[u8], arms: Arms, known_counts: &[usize]) -> (Vec<u8>, Vec<usize>) {
     let mut out = src.to_vec();
-    blank_lexical(&mut out);
-    out
+    let mut chains = Chains {
+        policy: arms,
+        known: known_counts,
+        counts: Vec::new(),
+    };
+    blank_lexical(&mut out, &mut chains);
+    (out, chains.counts)
+}
+
+/// Arm bookkeeping shared by every conditional of one pass.
+struct Chains<'a> {
+    policy: Arms,
+    known: &'a [usize],
+    counts: Vec<usize>,
 }
 
 fn blank(buf: &mut [u8], from: usize, to: usize) {
@@ -73,10 +103,13 @@ struct Conditional {
     parent_live: bool,
     chosen: bool,
     live: bool,
+    /// Index of this chain in order of appearance, and of the current arm.
+    chain: usize,
+    arm: usize,
 }
 
 /// Blanks comments, literal contents, directives and inactive branches.
-fn blank_lexical(buf: &mut [u8]) {
+fn blank_lexical(buf: &mut [u8], chains: &mut Chains<'_>) {
     let len = buf.len();
     let mut stack: Vec<Conditional> = Vec::new();
     let live = |stack: &Vec<Conditional>| stack.last().is_none_or(|c| c.live);
@@ -96,7 +129,7 @@ fn blank_lexical(buf: &mut [u8]) {
         if line_start && b == b'#' {
             let end = directive_end(buf, i);
             let directive = directive_word(&buf[i + 1..end]);
-            apply_directive(&mut stack, &directive, &buf[i + 1..end]);
+            apply_directive(&mut stack, chains, &directive, &buf[i + 1..end]);
             blank(buf, i, end);
             i = end;
             continue;
@@ -209,21 +242,36 @@ fn is_false_condition(body: &[u8]) -> bool {
     cond == "0" || cond == "false" || cond == "(0)"
 }
 
-fn apply_directive(stack: &mut Vec<Conditional>, word: &str, body: &[u8]) {
+fn apply_directive(stack: &mut Vec<Conditional>, chains: &mut Chains<'_>, word: &str, body: &[u8]) {
     let parent_live = stack.last().is_none_or(|c| c.live);
     match word {
         "if" | "ifdef" | "ifndef" => {
-            let take = !(word == "if" && is_false_condition(body));
+            let chain = chains.counts.len();
+            chains.counts.push(1);
+            let decided_false = word == "if" && is_false_condition(body);
+            let take = match (chains.policy, chains.known.get(chain)) {
+                (Arms::Nth(n), Some(&total)) if total > 1 => n == 0 && !decided_false,
+                _ => !decided_false,
+            };
             stack.push(Conditional {
                 parent_live,
                 chosen: take,
                 live: parent_live && take,
+                chain,
+                arm: 0,
             });
         }
         "elif" | "elifdef" | "elifndef" | "else" => {
             if let Some(top) = stack.last_mut() {
+                top.arm += 1;
+                if let Some(count) = chains.counts.get_mut(top.chain) {
+                    *count += 1;
+                }
                 let decided_false = word == "elif" && is_false_condition(body);
-                let take = !top.chosen && !decided_false;
+                let take = match (chains.policy, chains.known.get(top.chain)) {
+                    (Arms::Nth(n), Some(&total)) => top.arm == n.min(total - 1) && !decided_false,
+                    _ => !top.chosen && !decided_false,
+                };
                 top.chosen |= take;
                 top.live = top.parent_live && take;
             }
@@ -481,6 +529,26 @@ mod tests {
         assert!(out.contains("a();"));
         assert!(!out.contains("b();"));
         assert!(!out.contains("__user"));
+    }
+
+    #[test]
+    fn later_arm_passes_keep_what_the_first_blanked() {
+        let src = b"#ifdef A\nint a;\n#elif B\nint b;\n#else\nint c;\n#endif\n#ifndef G\nint g;\n#endif\n";
+        let (first, counts) = lexical_arms(src, Arms::First, &[]);
+        assert_eq!(counts, [3, 1]);
+        let (second, _) = lexical_arms(src, Arms::Nth(1), &counts);
+        let (last, _) = lexical_arms(src, Arms::Nth(2), &counts);
+        let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+        let (first, second, last) = (text(first), text(second), text(last));
+        assert!(first.contains("int a;") && !first.contains("int b;") && !first.contains("int c;"));
+        assert!(
+            second.contains("int b;") && !second.contains("int a;") && !second.contains("int c;")
+        );
+        assert!(last.contains("int c;") && !last.contains("int a;") && !last.contains("int b;"));
+        assert!(
+            last.contains("int g;"),
+            "single-arm chains are kept in every pass"
+        );
     }
 
     #[test]
