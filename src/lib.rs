@@ -283,8 +283,14 @@ impl Analyzer {
         let vocab = Vocabulary::new(&self.catalogue);
         let t = Instant::now();
         let (pre, arm_counts) = preprocess::lexical_arms(src, Arms::First, &[]);
+        // Later arms can only matter if the first pass blanked a catalogue
+        // name (in an inactive arm, or in a comment: a cheap superset).
+        let blanked = self.prefilter.hits(src).count() > self.prefilter.hits(&pre).count();
         stats.times.preprocess += t.elapsed();
         let seen = self.analyze_text(src, pre, &[], &vocab, stats, deadline, visit)?;
+        if !blanked {
+            return Ok(());
+        }
         // Code only in a later #elif/#else arm (the !CONFIG_HIGHMEM inline,
         // the xz arm of a compression switch) gets a pass per arm index, up
         // to MAX_ARM_PASSES; bodies an earlier pass analyzed unchanged are

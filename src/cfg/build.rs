@@ -53,6 +53,7 @@ pub fn build(catalogue: &Catalogue, text: &[u8], base: usize, root: TsNode<'_>) 
         breaks: Vec::new(),
         continues: Vec::new(),
         depth: 0,
+        fault_disables: vec![0],
     };
     for (i, text) in conds.into_iter().enumerate() {
         b.cond_ids
@@ -103,8 +104,9 @@ fn mark_escapes(cx: &EventCx<'_>, root: TsNode<'_>, cfg: &mut Cfg) {
         return;
     }
     let mut escaped: HashSet<String> = HashSet::new();
-    let mut stack = vec![root];
-    while let Some(n) = stack.pop() {
+    let mut cursor = root.walk();
+    'walk: loop {
+        let n = cursor.node();
         let flowing = match n.kind() {
             "return_statement" => n.named_child(0),
             "assignment_expression" => n.child_by_field_name("right"),
@@ -120,8 +122,17 @@ fn mark_escapes(cx: &EventCx<'_>, root: TsNode<'_>, cfg: &mut Cfg) {
                 }
             }
         }
-        let mut cursor = n.walk();
-        stack.extend(n.named_children(&mut cursor));
+        if cursor.goto_first_child() {
+            continue;
+        }
+        loop {
+            if cursor.goto_next_sibling() {
+                continue 'walk;
+            }
+            if !cursor.goto_parent() {
+                break 'walk;
+            }
+        }
     }
     for map in &mut cfg.maps {
         if map.var.as_ref().is_some_and(|v| escaped.contains(v)) {
@@ -320,6 +331,8 @@ struct Builder<'a> {
     breaks: Vec<Pending>,
     /// Innermost loop last: where `continue` goes.
     continues: Vec<NodeId>,
+    /// Prefix counts of `pagefault_disable()` events over nodes in creation order.
+    fault_disables: Vec<usize>,
     depth: usize,
 }
 
@@ -553,12 +566,23 @@ impl Builder<'_> {
     }
 
     /// Did the nodes created since `first` call `pagefault_disable()`?
-    fn any_fault_disable(&self, first: usize) -> bool {
-        self.cfg.nodes[first..].iter().any(|node| {
-            node.events
+    /// (`fault_disables[i]` counts the disables in the first `i` nodes, so
+    /// this is O(1) however many `if`s a function has.)
+    fn any_fault_disable(&mut self, first: usize) -> bool {
+        self.count_fault_disables();
+        self.fault_disables[self.cfg.nodes.len()] > self.fault_disables[first]
+    }
+
+    fn count_fault_disables(&mut self) {
+        for i in self.fault_disables.len() - 1..self.cfg.nodes.len() {
+            let here = self.cfg.nodes[i]
+                .events
                 .iter()
-                .any(|e| matches!(e.kind, EventKind::FaultDisable))
-        })
+                .filter(|e| matches!(e.kind, EventKind::FaultDisable))
+                .count();
+            let total = self.fault_disables[i] + here;
+            self.fault_disables.push(total);
+        }
     }
 
     fn constant(&self, cond: TsNode<'_>) -> Option<bool> {

@@ -110,10 +110,21 @@ pub struct State {
 impl State {
     /// Adds `facts`; returns whether the state grew.
     pub fn join(&mut self, facts: impl IntoIterator<Item = Fact>) -> bool {
-        let before = self.facts.clone();
-        self.facts.extend(facts);
+        // Facts are kept sorted, so a new fact is found by binary search; the
+        // old state is only copied when widening may change it.
+        let mut added: Vec<Fact> = facts
+            .into_iter()
+            .filter(|f| self.facts.binary_search(f).is_err())
+            .collect();
+        added.sort_unstable();
+        added.dedup();
+        if added.is_empty() {
+            return false;
+        }
+        let old = (self.facts.len() + added.len() > MAX_FACTS).then(|| self.facts.clone());
+        self.facts.extend(added);
         self.normalize();
-        self.facts != before
+        old.is_none_or(|old| self.facts != old)
     }
 
     fn normalize(&mut self) {
