@@ -6,9 +6,11 @@
 
 pub mod catalogue;
 pub mod cfg;
+pub mod cli;
 pub mod dataflow;
 pub mod diag;
 pub mod driver;
+pub mod fingerprint;
 pub mod parse;
 pub mod prefilter;
 pub mod preprocess;

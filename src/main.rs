@@ -5,66 +5,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 
+use kmapcheck::cli::{Args, Color, Format};
 use kmapcheck::diag::Severity;
 use kmapcheck::driver::{self, RunResult};
 use kmapcheck::{Analyzer, Options, report, rules};
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum Format {
-    /// Diagnostics with source snippets (codespan-reporting).
-    Human,
-    /// One JSON document (docs/json.md).
-    Json,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum Color {
-    Auto,
-    Always,
-    Never,
-}
-
-/// Find kmap/page-fault bugs in Linux kernel C sources.
-///
-/// Examples:
-///   kmapcheck mm/                      check a directory
-///   kmapcheck --format json . > out.json
-///   kmapcheck --explain KM001
-#[derive(Debug, Parser)]
-#[command(name = "kmapcheck", version, verbatim_doc_comment)]
-struct Args {
-    /// Files or directories to check (.c and .h files); default: the current directory.
-    paths: Vec<PathBuf>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    format: Format,
-    /// Colour for the human format (NO_COLOR in the environment means never).
-    #[arg(long, value_enum, default_value_t = Color::Auto)]
-    color: Color,
-    /// Print files, coverage and time per phase to stderr.
-    #[arg(long)]
-    stats: bool,
-    /// Worker threads (0: one per core).
-    #[arg(long, short = 'j', default_value_t = 0)]
-    jobs: usize,
-    /// Print the full explanation of a rule (e.g. KM001) and exit.
-    #[arg(long, value_name = "CODE")]
-    explain: Option<String>,
-    /// List the rules and exit.
-    #[arg(long)]
-    list_rules: bool,
-    /// Print the control-flow graph of every analyzed function of the given files.
-    #[arg(long)]
-    dump_cfg: bool,
-    /// Evaluation: analyze every function that calls any kmap family (coverage figures).
-    #[arg(long, hide = true)]
-    coverage_all_maps: bool,
-    /// Evaluation: also parse each analyzed body raw and count its parse errors.
-    #[arg(long, hide = true)]
-    compare_raw_parse: bool,
-}
 
 fn main() -> ExitCode {
     let args = match Args::try_parse() {
@@ -143,8 +89,14 @@ fn run(args: &Args) -> Result<u8> {
             eprintln!("{}", summary(&result));
         }
         Format::Json => {
-            stdout.write_all(report::json::render(&result.files, &result.stats).as_bytes())?
+            stdout.write_all(report::json::render(&result.files, &result.stats).as_bytes())?;
         }
+        Format::Gcc => stdout.write_all(report::gcc::render(&result.files).as_bytes())?,
+        Format::Sarif => {
+            stdout.write_all(report::sarif::render(&result.files, rules::RULES).as_bytes())?;
+        }
+        Format::Github => stdout.write_all(report::github::render(&result.files).as_bytes())?,
+        Format::Gitlab => stdout.write_all(report::gitlab::render(&result.files).as_bytes())?,
     }
     stdout.flush()?;
     if args.stats {

@@ -1,0 +1,76 @@
+//! The command-line definition. It lives in the library, not in main.rs, so
+//! that tests can generate the man page and completions from the same clap
+//! definition the binary parses with (tests/docs.rs checks they are current).
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Diagnostics with source snippets (codespan-reporting).
+    Human,
+    /// `path:line:col: severity: message [CODE]`, one line per finding.
+    Gcc,
+    /// One JSON document (docs/json.md, docs/json.schema.json).
+    Json,
+    /// SARIF 2.1.0, for GitHub code scanning and SARIF viewers.
+    Sarif,
+    /// GitHub Actions workflow commands: annotations on the pull request.
+    Github,
+    /// GitLab Code Quality report.
+    Gitlab,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Find kmap/page-fault bugs in Linux kernel C sources.
+#[derive(Debug, Parser)]
+#[command(
+    name = "kmapcheck",
+    version,
+    after_help = "\
+Examples:
+  kmapcheck mm/                               check a directory
+  kmapcheck --format gcc mm/shmem.c           one line per finding (vim, Emacs)
+  kmapcheck --format sarif . > kmapcheck.sarif
+  kmapcheck --explain KM001                   what a rule finds and why
+
+Exit status: 0 no findings, 1 findings, 2 usage or fatal error."
+)]
+pub struct Args {
+    /// Files or directories to check (.c and .h files); default: the current directory.
+    pub paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// Colour for the human format (NO_COLOR in the environment means never).
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
+    /// Print files, coverage and time per phase to stderr.
+    #[arg(long)]
+    pub stats: bool,
+    /// Worker threads (0: one per core).
+    #[arg(long, short = 'j', default_value_t = 0)]
+    pub jobs: usize,
+    /// Print the full explanation of a rule (e.g. KM001) and exit.
+    #[arg(long, value_name = "CODE")]
+    pub explain: Option<String>,
+    /// List the rules and exit.
+    #[arg(long)]
+    pub list_rules: bool,
+    /// Print the control-flow graph of every analyzed function of the given files.
+    #[arg(long)]
+    pub dump_cfg: bool,
+    /// Evaluation: analyze every function that calls any kmap family (coverage figures).
+    #[arg(long, hide = true)]
+    pub coverage_all_maps: bool,
+    /// Evaluation: also parse each analyzed body raw and count its parse errors.
+    #[arg(long, hide = true)]
+    pub compare_raw_parse: bool,
+}
