@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 
+use crate::diag::Severity;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     /// Diagnostics with source snippets (codespan-reporting).
@@ -20,6 +22,21 @@ pub enum Format {
     Github,
     /// GitLab Code Quality report.
     Gitlab,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MinSeverity {
+    Warning,
+    Error,
+}
+
+impl From<MinSeverity> for Severity {
+    fn from(m: MinSeverity) -> Self {
+        match m {
+            MinSeverity::Warning => Severity::Warning,
+            MinSeverity::Error => Severity::Error,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -40,6 +57,7 @@ Examples:
   kmapcheck --format gcc mm/shmem.c           one line per finding (vim, Emacs)
   kmapcheck --format sarif . > kmapcheck.sarif
   kmapcheck --explain KM001                   what a rule finds and why
+  kmapcheck --select KM001 --min-severity error drivers/
 
 Exit status: 0 no findings, 1 findings, 2 usage or fatal error."
 )]
@@ -52,6 +70,18 @@ pub struct Args {
     /// Colour for the human format (NO_COLOR in the environment means never).
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
+    /// Run only these rules (codes or type names, comma-separated); replaces the config's list.
+    #[arg(long, value_name = "RULES", value_delimiter = ',')]
+    pub select: Option<Vec<String>>,
+    /// Do not run these rules (codes or type names, comma-separated).
+    #[arg(long, value_name = "RULES", value_delimiter = ',')]
+    pub ignore: Vec<String>,
+    /// Report only findings of this severity or higher.
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    pub min_severity: Option<MinSeverity>,
+    /// Read this config file instead of looking for .kmapcheck.toml upward from the paths.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Print files, coverage and time per phase to stderr.
     #[arg(long)]
     pub stats: bool,

@@ -7,6 +7,7 @@
 pub mod catalogue;
 pub mod cfg;
 pub mod cli;
+pub mod config;
 pub mod dataflow;
 pub mod diag;
 pub mod driver;
@@ -16,6 +17,7 @@ pub mod prefilter;
 pub mod preprocess;
 pub mod report;
 pub mod rules;
+pub mod select;
 
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
@@ -130,7 +132,16 @@ impl Analyzer {
     }
 
     pub fn with_options(rules: Vec<&'static Rule>, options: Options) -> Result<Self> {
-        let catalogue = Catalogue::builtin()?;
+        Self::with_catalogue(rules, options, Catalogue::builtin()?)
+    }
+
+    /// An analyzer with a catalogue built by the caller: the built-in one
+    /// with a project's extra API merged in (`.kmapcheck.toml`).
+    pub fn with_catalogue(
+        rules: Vec<&'static Rule>,
+        options: Options,
+        catalogue: Catalogue,
+    ) -> Result<Self> {
         let mut needles: Vec<&str> = Vec::new();
         let all = [MapFamily::Local, MapFamily::Atomic, MapFamily::Kmap];
         let families = rules.iter().flat_map(|r| r.needs.iter());

@@ -7,10 +7,11 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Parser;
 
+use kmapcheck::catalogue::Catalogue;
 use kmapcheck::cli::{Args, Color, Format};
 use kmapcheck::diag::Severity;
 use kmapcheck::driver::{self, RunResult};
-use kmapcheck::{Analyzer, Options, report, rules};
+use kmapcheck::{Analyzer, Options, config, report, rules, select};
 
 fn main() -> ExitCode {
     let args = match Args::try_parse() {
@@ -33,16 +34,7 @@ fn main() -> ExitCode {
 fn run(args: &Args) -> Result<u8> {
     let mut stdout = std::io::stdout().lock();
     if args.list_rules {
-        for rule in rules::RULES {
-            writeln!(
-                stdout,
-                "{}  {:<22} {:<8} {}",
-                rule.code,
-                rule.name,
-                rule.default_severity.as_str(),
-                rule.summary
-            )?;
-        }
+        stdout.write_all(list_rules().as_bytes())?;
         return Ok(0);
     }
     if let Some(code) = &args.explain {
@@ -53,11 +45,55 @@ fn run(args: &Args) -> Result<u8> {
         write!(stdout, "{}", rule.explanation())?;
         return Ok(0);
     }
+    let implicit_root = args.paths.is_empty();
+    let paths = if implicit_root {
+        vec![PathBuf::from(".")]
+    } else {
+        args.paths.clone()
+    };
+    let config_path = match &args.config {
+        Some(path) => Some(path.clone()),
+        None => config::discover(&paths)?,
+    };
+    let mut loaded = config_path.as_deref().map(config::load).transpose()?;
+    let extra_api = loaded.as_mut().and_then(|l| l.config.api.take());
+    let rules_config = loaded.as_ref().map(|l| &l.config.rules);
+    let request = select::Request {
+        select: args
+            .select
+            .as_deref()
+            .or_else(|| rules_config.and_then(|r| r.select.as_deref())),
+        ignore: rules_config
+            .into_iter()
+            .flat_map(|r| &r.ignore)
+            .chain(&args.ignore)
+            .map(String::as_str)
+            .collect(),
+        severity: rules_config
+            .into_iter()
+            .flat_map(|r| &r.severity)
+            .map(|(name, severity)| (name.as_str(), *severity))
+            .collect(),
+        min_severity: args
+            .min_severity
+            .map(Severity::from)
+            .or_else(|| rules_config.and_then(|r| r.min_severity)),
+    };
+    let selection = select::Selection::new(&request).map_err(|e| match &loaded {
+        Some(l) if args.select.is_none() => anyhow::anyhow!("{}: {e}", l.path.display()),
+        _ => e.into(),
+    })?;
+    let mut catalogue = Catalogue::builtin()?;
+    if let (Some(l), Some(api)) = (&loaded, extra_api) {
+        catalogue
+            .merge(api)
+            .with_context(|| format!("{}: [api]", l.path.display()))?;
+    }
     let options = Options {
         all_map_families: args.coverage_all_maps,
         compare_raw_parse: args.compare_raw_parse,
     };
-    let analyzer = Analyzer::with_options(rules::RULES.to_vec(), options)?;
+    let analyzer = Analyzer::with_catalogue(selection.rules(), options, catalogue)?;
     if args.dump_cfg {
         for path in &args.paths {
             let src =
@@ -66,16 +102,16 @@ fn run(args: &Args) -> Result<u8> {
         }
         return Ok(0);
     }
-    let implicit_root = args.paths.is_empty();
-    let paths = if implicit_root {
-        vec![PathBuf::from(".")]
-    } else {
-        args.paths.clone()
-    };
-    let result = driver::run(&analyzer, &paths, implicit_root, args.jobs)?;
+    let exclude = loaded.as_ref().map(config::Exclude::new).transpose()?;
+    let mut result = driver::run_excluding(&analyzer, &paths, implicit_root, args.jobs, &|p| {
+        exclude.as_ref().is_some_and(|e| e.is_excluded(p))
+    })?;
     for problem in &result.problems {
         eprintln!("kmapcheck: {problem}");
     }
+    let dropped = Dropped {
+        below_min_severity: selection.apply(&mut result.files),
+    };
     match args.format {
         Format::Human => {
             let color = match args.color {
@@ -100,11 +136,52 @@ fn run(args: &Args) -> Result<u8> {
     }
     stdout.flush()?;
     if args.stats {
-        print_stats(&result);
+        print_stats(&result, &dropped);
     }
     Ok(u8::from(
         result.files.iter().any(|f| !f.diagnostics.is_empty()),
     ))
+}
+
+/// Findings left out of the report, by reason; `--stats` shows them.
+#[derive(Debug, Default)]
+struct Dropped {
+    below_min_severity: usize,
+}
+
+/// `--list-rules`: a table whose columns fit their longest entry.
+fn list_rules() -> String {
+    let rows: Vec<[String; 5]> = rules::RULES
+        .iter()
+        .map(|r| {
+            [
+                r.code.to_owned(),
+                r.name.to_owned(),
+                r.type_name(),
+                r.default_severity.as_str().to_owned(),
+                r.summary.to_owned(),
+            ]
+        })
+        .collect();
+    let header = ["CODE", "NAME", "TYPE", "SEVERITY", "SUMMARY"].map(str::to_owned);
+    let widths: Vec<usize> = (0..4)
+        .map(|i| {
+            rows.iter()
+                .chain([&header])
+                .map(|r| r[i].len())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in [&header].into_iter().chain(&rows) {
+        for (cell, width) in row.iter().zip(&widths) {
+            out.push_str(&format!("{cell:<width$}  "));
+        }
+        out.push_str(&row[4]);
+        out.push('\n');
+    }
+    out
 }
 
 fn summary(result: &RunResult) -> String {
@@ -125,7 +202,7 @@ fn summary(result: &RunResult) -> String {
     )
 }
 
-fn print_stats(result: &RunResult) {
+fn print_stats(result: &RunResult, dropped: &Dropped) {
     let s = &result.stats;
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
     let pct = |n: usize| {
@@ -157,6 +234,9 @@ fn print_stats(result: &RunResult) {
     if s.raw_parse_errors > 0 {
         eprintln!("  (raw, without preprocessing: {})", s.raw_parse_errors);
     }
+    let reported: usize = result.files.iter().map(|f| f.diagnostics.len()).sum();
+    eprintln!("findings reported:   {reported}");
+    eprintln!("  below --min-severity: {}", dropped.below_min_severity);
     eprintln!("time (wall):         {:.1} ms", ms(s.wall));
     eprintln!("time (summed over threads):");
     eprintln!("  read+prefilter:    {:.1} ms", ms(s.times.prefilter));
