@@ -18,6 +18,7 @@ pub mod preprocess;
 pub mod report;
 pub mod rules;
 pub mod select;
+pub mod suppress;
 
 use std::cell::RefCell;
 use std::time::{Duration, Instant};

@@ -11,7 +11,7 @@ use kmapcheck::catalogue::Catalogue;
 use kmapcheck::cli::{Args, Color, Format};
 use kmapcheck::diag::Severity;
 use kmapcheck::driver::{self, RunResult};
-use kmapcheck::{Analyzer, Options, config, report, rules, select};
+use kmapcheck::{Analyzer, Options, config, report, rules, select, suppress};
 
 fn main() -> ExitCode {
     let args = match Args::try_parse() {
@@ -109,8 +109,14 @@ fn run(args: &Args) -> Result<u8> {
     for problem in &result.problems {
         eprintln!("kmapcheck: {problem}");
     }
+    let below_min_severity = selection.apply(&mut result.files);
+    let suppression = suppress::apply(&mut result.files);
+    for warning in &suppression.warnings {
+        eprintln!("{warning}");
+    }
     let dropped = Dropped {
-        below_min_severity: selection.apply(&mut result.files),
+        below_min_severity,
+        suppressed: suppression.suppressed,
     };
     match args.format {
         Format::Human => {
@@ -147,6 +153,8 @@ fn run(args: &Args) -> Result<u8> {
 #[derive(Debug, Default)]
 struct Dropped {
     below_min_severity: usize,
+    /// By `kmapcheck: allow` comments.
+    suppressed: usize,
 }
 
 /// `--list-rules`: a table whose columns fit their longest entry.
@@ -237,6 +245,7 @@ fn print_stats(result: &RunResult, dropped: &Dropped) {
     let reported: usize = result.files.iter().map(|f| f.diagnostics.len()).sum();
     eprintln!("findings reported:   {reported}");
     eprintln!("  below --min-severity: {}", dropped.below_min_severity);
+    eprintln!("  suppressed in source: {}", dropped.suppressed);
     eprintln!("time (wall):         {:.1} ms", ms(s.wall));
     eprintln!("time (summed over threads):");
     eprintln!("  read+prefilter:    {:.1} ms", ms(s.times.prefilter));
