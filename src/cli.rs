@@ -58,6 +58,8 @@ Examples:
   kmapcheck --format sarif . > kmapcheck.sarif
   kmapcheck --explain KM001                   what a rule finds and why
   kmapcheck --select KM001 --min-severity error drivers/
+  kmapcheck --write-baseline kmapcheck-baseline.json .
+  kmapcheck --baseline kmapcheck-baseline.json .      only new findings
 
 Exit status: 0 no findings, 1 findings, 2 usage or fatal error."
 )]
@@ -82,6 +84,12 @@ pub struct Args {
     /// Read this config file instead of looking for .kmapcheck.toml upward from the paths.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Record the current findings in FILE (by fingerprint) and exit 0.
+    #[arg(long, value_name = "FILE", conflicts_with = "baseline")]
+    pub write_baseline: Option<PathBuf>,
+    /// Report only findings that FILE (from --write-baseline) does not hold.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
     /// Print files, coverage and time per phase to stderr.
     #[arg(long)]
     pub stats: bool,

@@ -4,6 +4,7 @@
 //! cfg -> dataflow -> rules -> diagnostics. [`Analyzer::check_source`] runs it
 //! on one file's bytes; `driver` runs it over trees in parallel.
 
+pub mod baseline;
 pub mod catalogue;
 pub mod cfg;
 pub mod cli;

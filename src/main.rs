@@ -11,7 +11,7 @@ use kmapcheck::catalogue::Catalogue;
 use kmapcheck::cli::{Args, Color, Format};
 use kmapcheck::diag::Severity;
 use kmapcheck::driver::{self, RunResult};
-use kmapcheck::{Analyzer, Options, config, report, rules, select, suppress};
+use kmapcheck::{Analyzer, Options, baseline, config, report, rules, select, suppress};
 
 fn main() -> ExitCode {
     let args = match Args::try_parse() {
@@ -83,6 +83,12 @@ fn run(args: &Args) -> Result<u8> {
         Some(l) if args.select.is_none() => anyhow::anyhow!("{}: {e}", l.path.display()),
         _ => e.into(),
     })?;
+    // Read before the scan: a bad baseline should fail in milliseconds.
+    let known = args
+        .baseline
+        .as_deref()
+        .map(baseline::Baseline::load)
+        .transpose()?;
     let mut catalogue = Catalogue::builtin()?;
     if let (Some(l), Some(api)) = (&loaded, extra_api) {
         catalogue
@@ -114,9 +120,19 @@ fn run(args: &Args) -> Result<u8> {
     for warning in &suppression.warnings {
         eprintln!("{warning}");
     }
+    if let Some(path) = &args.write_baseline {
+        let n = baseline::write(path, &result.files)?;
+        eprintln!(
+            "kmapcheck: wrote {n} finding(s) to baseline {}",
+            path.display()
+        );
+        return Ok(0);
+    }
+    let baselined = known.map_or(0, |b| b.filter(&mut result.files));
     let dropped = Dropped {
         below_min_severity,
         suppressed: suppression.suppressed,
+        baselined,
     };
     match args.format {
         Format::Human => {
@@ -155,6 +171,8 @@ struct Dropped {
     below_min_severity: usize,
     /// By `kmapcheck: allow` comments.
     suppressed: usize,
+    /// Known to the `--baseline` file.
+    baselined: usize,
 }
 
 /// `--list-rules`: a table whose columns fit their longest entry.
@@ -246,6 +264,7 @@ fn print_stats(result: &RunResult, dropped: &Dropped) {
     eprintln!("findings reported:   {reported}");
     eprintln!("  below --min-severity: {}", dropped.below_min_severity);
     eprintln!("  suppressed in source: {}", dropped.suppressed);
+    eprintln!("  in the baseline:   {}", dropped.baselined);
     eprintln!("time (wall):         {:.1} ms", ms(s.wall));
     eprintln!("time (summed over threads):");
     eprintln!("  read+prefilter:    {:.1} ms", ms(s.times.prefilter));
