@@ -19,6 +19,7 @@ pub mod preprocess;
 pub mod report;
 pub mod rules;
 pub mod select;
+pub mod sparse_args;
 pub mod suppress;
 
 use std::cell::RefCell;

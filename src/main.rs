@@ -1,5 +1,6 @@
 //! The `kmapcheck` command: parse arguments, run the driver, print, exit 0/1/2.
 
+use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,9 +12,15 @@ use kmapcheck::catalogue::Catalogue;
 use kmapcheck::cli::{Args, Color, Format};
 use kmapcheck::diag::Severity;
 use kmapcheck::driver::{self, RunResult};
-use kmapcheck::{Analyzer, Options, baseline, config, report, rules, select, suppress};
+use kmapcheck::{
+    Analyzer, Options, baseline, config, report, rules, select, sparse_args, suppress,
+};
 
 fn main() -> ExitCode {
+    let argv: Vec<OsString> = std::env::args_os().skip(1).collect();
+    if sparse_args::is_sparse_style(&argv) {
+        return run_sparse(&argv);
+    }
     let args = match Args::try_parse() {
         Ok(a) => a,
         Err(e) => {
@@ -22,7 +29,7 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    match run(&args) {
+    match run(&args, &mut std::io::stdout().lock()) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("kmapcheck: error: {e:#}");
@@ -31,8 +38,31 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: &Args) -> Result<u8> {
-    let mut stdout = std::io::stdout().lock();
+/// `make C=1 CHECK=kmapcheck`: findings in gcc form on stderr, as sparse
+/// prints them, and exit 0 unless KMAPCHECK_SPARSE_EXIT=1 (docs/make-check.md).
+fn run_sparse(argv: &[OsString]) -> ExitCode {
+    let invocation = sparse_args::parse(argv);
+    // No .c operand: nothing to check (and never the default `.`).
+    if invocation.files.is_empty() {
+        return ExitCode::SUCCESS;
+    }
+    let mut args = Args::parse_from(["kmapcheck", "--format", "gcc"]);
+    args.paths = invocation.files;
+    match run(&args, &mut std::io::stderr().lock()) {
+        Ok(1) if std::env::var_os(sparse_args::EXIT_ENV).is_some_and(|v| v == "1") => {
+            ExitCode::from(1)
+        }
+        Ok(0 | 1) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("kmapcheck: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs one command; the report goes to `stdout` (stderr in sparse mode).
+fn run(args: &Args, stdout: &mut dyn Write) -> Result<u8> {
     if args.list_rules {
         stdout.write_all(list_rules().as_bytes())?;
         return Ok(0);
