@@ -60,6 +60,7 @@ Examples:
   kmapcheck --select KM001 --min-severity error drivers/
   kmapcheck --write-baseline kmapcheck-baseline.json .
   kmapcheck --baseline kmapcheck-baseline.json .      only new findings
+  make C=2 CHECK=kmapcheck mm/                as kbuild's checker, like sparse
 
 Exit status: 0 no findings, 1 findings, 2 usage or fatal error."
 )]
@@ -99,6 +100,9 @@ pub struct Args {
     /// Print the full explanation of a rule (e.g. KM001) and exit.
     #[arg(long, value_name = "CODE")]
     pub explain: Option<String>,
+    /// Print a completion script for SHELL and exit (e.g. `kmapcheck --completions bash > /etc/bash_completion.d/kmapcheck`).
+    #[arg(long, value_enum, value_name = "SHELL")]
+    pub completions: Option<clap_complete::Shell>,
     /// List the rules and exit.
     #[arg(long)]
     pub list_rules: bool,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 use kmapcheck::catalogue::Catalogue;
 use kmapcheck::cli::{Args, Color, Format};
@@ -63,6 +63,10 @@ fn run_sparse(argv: &[OsString]) -> ExitCode {
 
 /// Runs one command; the report goes to `stdout` (stderr in sparse mode).
 fn run(args: &Args, stdout: &mut dyn Write) -> Result<u8> {
+    if let Some(shell) = args.completions {
+        clap_complete::generate(shell, &mut Args::command(), "kmapcheck", stdout);
+        return Ok(0);
+    }
     if args.list_rules {
         stdout.write_all(list_rules().as_bytes())?;
         return Ok(0);
