@@ -23,10 +23,18 @@ fn main() -> ExitCode {
     }
     let args = match Args::try_parse() {
         Ok(a) => a,
-        Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
+        // --help and --version: clap prints them in full.
+        Err(e) if !e.use_stderr() => {
             let _ = e.print();
-            return ExitCode::from(code);
+            return ExitCode::SUCCESS;
+        }
+        // A usage error: one line naming it, as for every other fatal error
+        // (clap's tip and usage block would drown it in CI logs).
+        Err(e) => {
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("error: bad arguments");
+            eprintln!("kmapcheck: {first} (see --help)");
+            return ExitCode::from(2);
         }
     };
     match run(&args, &mut std::io::stdout().lock()) {

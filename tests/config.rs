@@ -181,3 +181,24 @@ release = ["oot_unlock"]
         "mm/oot.c:9:7: error: `oot_copy_in()` may fault under `kmap_local_page()`: pagefault_disable() is missing [KM001]\n"
     );
 }
+
+#[test]
+fn bad_flags_exit_2_with_one_line_naming_the_flag() {
+    let cwd = Path::new(".");
+    for (args, wanted) in [
+        (&["--no-such-flag"][..], "--no-such-flag"),
+        (&["--format", "yaml", "."], "yaml"),
+        (&["--min-severity", "info", "."], "info"),
+        (
+            &["--baseline", "a", "--write-baseline", "b", "."],
+            "--write-baseline",
+        ),
+        (&["--select", "KM999", "fixtures"], "KM999"),
+    ] {
+        let (code, out, err) = kmapcheck(cwd, args);
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("kmapcheck: error: "), "{args:?}: {err}");
+        assert!(err.contains(wanted), "{args:?}: {err}");
+    }
+}
