@@ -128,6 +128,33 @@ struct MacrosFile {
     definition_wrappers: Vec<String>,
 }
 
+/// API knowledge for code the built-in catalogue cannot know (out-of-tree
+/// modules, a subsystem's own wrappers): the `[api]` table of
+/// `.kmapcheck.toml`. Its entries have the shapes of uaccess.toml,
+/// context.toml and iterators.toml and go through the same loader.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtraApi {
+    #[serde(default)]
+    access: Vec<AccessEntry>,
+    #[serde(default)]
+    context: Vec<ContextEntry>,
+    /// Iterator macros, as `names` in iterators.toml.
+    #[serde(default)]
+    iterators: Vec<String>,
+}
+
+/// A name the user's catalogue gives a meaning the built-in one already gives
+/// another: silently redefining `spin_lock` would change every finding.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "`{name}` is already in the built-in catalogue as {existing}; extra API may only add names"
+)]
+pub struct MergeError {
+    pub name: String,
+    pub existing: String,
+}
+
 /// The built-in catalogue sources, in load order: (file name, text).
 pub const BUILTIN: [(&str, &str); 6] = [
     (
@@ -192,6 +219,41 @@ impl Catalogue {
         cat.annotations_with_args = m.with_args;
         cat.definition_wrappers = m.definition_wrappers;
         Ok(cat)
+    }
+
+    /// Adds the user's API knowledge; a name may be repeated with the meaning
+    /// it already has, never given another.
+    pub fn merge(&mut self, extra: ExtraApi) -> Result<(), MergeError> {
+        let mut added = Catalogue::default();
+        added.group_names.clone_from(&self.group_names);
+        added.load_uaccess(UaccessFile {
+            access: extra.access,
+            nofault: Vec::new(),
+            retry_codes: Vec::new(),
+        });
+        added.load_context(ContextFile {
+            fault_disable: Vec::new(),
+            fault_enable: Vec::new(),
+            context: extra.context,
+        });
+        for (name, api) in &added.apis {
+            match self.apis.get(name) {
+                Some(existing) if !same_meaning(existing, api) => {
+                    return Err(MergeError {
+                        name: name.clone(),
+                        existing: describe(existing).to_owned(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        // A repeated name keeps its built-in entry (and lock group).
+        for (name, api) in added.apis {
+            self.apis.entry(name).or_insert(api);
+        }
+        self.group_names = added.group_names;
+        self.iterator_names.extend(extra.iterators);
+        Ok(())
     }
 
     fn load_maps(&mut self, file: MapsFile) {
@@ -299,6 +361,34 @@ impl Catalogue {
     }
 }
 
+fn describe(api: &Api) -> &'static str {
+    match api {
+        Api::Map(_) => "a map call",
+        Api::Unmap(_) => "an unmap call",
+        Api::Access { inatomic: false } => "a user access",
+        Api::Access { inatomic: true } => "an _inatomic user access",
+        Api::FaultDisable => "a page-fault disable",
+        Api::FaultEnable => "a page-fault enable",
+        Api::Acquire(c) if c.kind == ContextKind::Atomic => "an atomic-context acquire",
+        Api::Acquire(_) => "an mmap_lock acquire",
+        Api::Release(c) if c.kind == ContextKind::Atomic => "an atomic-context release",
+        Api::Release(_) => "an mmap_lock release",
+        Api::Sleep => "a call that may sleep",
+        Api::SleepWithGfp => "an allocation that may sleep",
+    }
+}
+
+/// Equal meanings; lock group numbers differ between a built-in and a user
+/// entry for the same lock, so contexts compare by kind and argument.
+fn same_meaning(a: &Api, b: &Api) -> bool {
+    match (a, b) {
+        (Api::Acquire(x), Api::Acquire(y)) | (Api::Release(x), Api::Release(y)) => {
+            x.kind == y.kind && x.arg_contains == y.arg_contains
+        }
+        _ => a == b,
+    }
+}
+
 fn parse<T: for<'de> Deserialize<'de>>((file, text): (&str, &str)) -> Result<T> {
     toml::from_str(text).with_context(|| format!("{file}: invalid catalogue"))
 }
@@ -322,5 +412,49 @@ mod tests {
         assert!(cat.lookup("copy_from_user_nofault").is_none());
         assert!(cat.is_iterator("list_for_each_entry_safe"));
         assert!(cat.is_retry_code("ENOENT"));
+    }
+
+    #[test]
+    fn extra_api_merges_through_the_same_loader() {
+        let mut cat = Catalogue::builtin().unwrap();
+        let groups = cat.group_names.len();
+        let extra: ExtraApi = toml::from_str(
+            r#"
+            iterators = ["zz_walk_pages"]
+            [[access]]
+            inatomic = true
+            names = ["zz_copy_in", "__copy_from_user_inatomic"]
+            [[context]]
+            group = "zz_lock"
+            kind = "mmap"
+            acquire = ["zz_lock"]
+            release = ["zz_unlock"]
+            "#,
+        )
+        .unwrap();
+        cat.merge(extra).unwrap();
+        assert_eq!(
+            cat.lookup("zz_copy_in"),
+            Some(&Api::Access { inatomic: true })
+        );
+        let Some(Api::Acquire(ctx)) = cat.lookup("zz_lock") else {
+            panic!("zz_lock is not an acquire");
+        };
+        assert_eq!(
+            (ctx.kind, usize::from(ctx.group)),
+            (ContextKind::Mmap, groups)
+        );
+        assert_eq!(cat.group_names[groups], "zz_lock");
+        assert!(cat.is_iterator("zz_walk_pages"));
+    }
+
+    #[test]
+    fn extra_api_cannot_redefine_a_builtin_name() {
+        let mut cat = Catalogue::builtin().unwrap();
+        let extra: ExtraApi =
+            toml::from_str("[[access]]\ninatomic = false\nnames = [\"pagefault_disable\"]\n")
+                .unwrap();
+        let err = cat.merge(extra).unwrap_err();
+        assert_eq!(err.name, "pagefault_disable");
     }
 }

@@ -1,10 +1,10 @@
 //! Findings as values: what rules return and reporters render.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cfg::Span;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Warning,

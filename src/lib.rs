@@ -4,16 +4,23 @@
 //! cfg -> dataflow -> rules -> diagnostics. [`Analyzer::check_source`] runs it
 //! on one file's bytes; `driver` runs it over trees in parallel.
 
+pub mod baseline;
 pub mod catalogue;
 pub mod cfg;
+pub mod cli;
+pub mod config;
 pub mod dataflow;
 pub mod diag;
 pub mod driver;
+pub mod fingerprint;
 pub mod parse;
 pub mod prefilter;
 pub mod preprocess;
 pub mod report;
 pub mod rules;
+pub mod select;
+pub mod sparse_args;
+pub mod suppress;
 
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
@@ -196,7 +203,16 @@ impl Analyzer {
     }
 
     pub fn with_options(rules: Vec<&'static Rule>, options: Options) -> Result<Self> {
-        let catalogue = Catalogue::builtin()?;
+        Self::with_catalogue(rules, options, Catalogue::builtin()?)
+    }
+
+    /// An analyzer with a catalogue built by the caller: the built-in one
+    /// with a project's extra API merged in (`.kmapcheck.toml`).
+    pub fn with_catalogue(
+        rules: Vec<&'static Rule>,
+        options: Options,
+        catalogue: Catalogue,
+    ) -> Result<Self> {
         let mut needles: Vec<&str> = Vec::new();
         let all_maps = [MapFamily::Local, MapFamily::Atomic, MapFamily::Kmap].map(Needle::Maps);
         let extra = all_maps.iter().filter(|_| options.all_map_families);

@@ -1,87 +1,43 @@
 //! The `kmapcheck` command: parse arguments, run the driver, print, exit 0/1/2.
 
+use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Parser, ValueEnum};
+use clap::{CommandFactory, Parser};
 
+use kmapcheck::catalogue::Catalogue;
+use kmapcheck::cli::{Args, Color, Format};
 use kmapcheck::diag::Severity;
 use kmapcheck::driver::{self, RunResult};
-use kmapcheck::{Analyzer, Options, report, rules};
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum Format {
-    /// Diagnostics with source snippets (codespan-reporting).
-    Human,
-    /// One JSON document (docs/json.md).
-    Json,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum Color {
-    Auto,
-    Always,
-    Never,
-}
-
-/// Find kmap/page-fault bugs in Linux kernel C sources.
-///
-/// Examples:
-///   kmapcheck mm/                      check a directory
-///   kmapcheck --format json . > out.json
-///   kmapcheck --explain KM001
-#[derive(Debug, Parser)]
-#[command(name = "kmapcheck", version, verbatim_doc_comment)]
-struct Args {
-    /// Files or directories to check (.c and .h files); default: the current directory.
-    paths: Vec<PathBuf>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    format: Format,
-    /// Colour for the human format (NO_COLOR in the environment means never).
-    #[arg(long, value_enum, default_value_t = Color::Auto)]
-    color: Color,
-    /// Print files, coverage and time per phase to stderr.
-    #[arg(long)]
-    stats: bool,
-    /// Worker threads (0: one per core).
-    #[arg(long, short = 'j', default_value_t = 0)]
-    jobs: usize,
-    /// Skip (and name) a file whose analysis takes longer than this many seconds; 0: no limit.
-    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
-    file_timeout: f64,
-    /// Exit 2 if any input was skipped because of an error (unreadable, binary, over a limit).
-    #[arg(long)]
-    strict: bool,
-    /// Print the full explanation of a rule (e.g. KM001) and exit.
-    #[arg(long, value_name = "CODE")]
-    explain: Option<String>,
-    /// List the rules and exit.
-    #[arg(long)]
-    list_rules: bool,
-    /// Print the control-flow graph of every analyzed function of the given files.
-    #[arg(long)]
-    dump_cfg: bool,
-    /// Evaluation: analyze every function that calls any kmap family (coverage figures).
-    #[arg(long, hide = true)]
-    coverage_all_maps: bool,
-    /// Evaluation: also parse each analyzed body raw and count its parse errors.
-    #[arg(long, hide = true)]
-    compare_raw_parse: bool,
-}
+use kmapcheck::{
+    Analyzer, Options, baseline, config, report, rules, select, sparse_args, suppress,
+};
 
 fn main() -> ExitCode {
+    let argv: Vec<OsString> = std::env::args_os().skip(1).collect();
+    if sparse_args::is_sparse_style(&argv) {
+        return run_sparse(&argv);
+    }
     let args = match Args::try_parse() {
         Ok(a) => a,
-        Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
+        // --help and --version: clap prints them in full.
+        Err(e) if !e.use_stderr() => {
             let _ = e.print();
-            return ExitCode::from(code);
+            return ExitCode::SUCCESS;
+        }
+        // A usage error: one line naming it, as for every other fatal error
+        // (clap's tip and usage block would drown it in CI logs).
+        Err(e) => {
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("error: bad arguments");
+            eprintln!("kmapcheck: {first} (see --help)");
+            return ExitCode::from(2);
         }
     };
-    match run(&args) {
+    match run(&args, &mut std::io::stdout().lock()) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("kmapcheck: error: {e:#}");
@@ -90,19 +46,37 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: &Args) -> Result<u8> {
-    let mut stdout = std::io::stdout().lock();
-    if args.list_rules {
-        for rule in rules::RULES {
-            writeln!(
-                stdout,
-                "{}  {:<22} {:<8} {}",
-                rule.code,
-                rule.name,
-                rule.default_severity.as_str(),
-                rule.summary
-            )?;
+/// `make C=1 CHECK=kmapcheck`: findings in gcc form on stderr, as sparse
+/// prints them, and exit 0 unless KMAPCHECK_SPARSE_EXIT=1 (docs/make-check.md).
+fn run_sparse(argv: &[OsString]) -> ExitCode {
+    let invocation = sparse_args::parse(argv);
+    // No .c operand: nothing to check (and never the default `.`).
+    if invocation.files.is_empty() {
+        return ExitCode::SUCCESS;
+    }
+    let mut args = Args::parse_from(["kmapcheck", "--format", "gcc", "--no-summary"]);
+    args.paths = invocation.files;
+    match run(&args, &mut std::io::stderr().lock()) {
+        Ok(1) if std::env::var_os(sparse_args::EXIT_ENV).is_some_and(|v| v == "1") => {
+            ExitCode::from(1)
         }
+        Ok(0 | 1) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("kmapcheck: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs one command; the report goes to `stdout` (stderr in sparse mode).
+fn run(args: &Args, stdout: &mut dyn Write) -> Result<u8> {
+    if let Some(shell) = args.completions {
+        clap_complete::generate(shell, &mut Args::command(), "kmapcheck", stdout);
+        return Ok(0);
+    }
+    if args.list_rules {
+        stdout.write_all(list_rules().as_bytes())?;
         return Ok(0);
     }
     if let Some(code) = &args.explain {
@@ -113,12 +87,62 @@ fn run(args: &Args) -> Result<u8> {
         write!(stdout, "{}", rule.explanation())?;
         return Ok(0);
     }
+    let implicit_root = args.paths.is_empty();
+    let paths = if implicit_root {
+        vec![PathBuf::from(".")]
+    } else {
+        args.paths.clone()
+    };
+    let config_path = match &args.config {
+        Some(path) => Some(path.clone()),
+        None => config::discover(&paths)?,
+    };
+    let mut loaded = config_path.as_deref().map(config::load).transpose()?;
+    let extra_api = loaded.as_mut().and_then(|l| l.config.api.take());
+    let rules_config = loaded.as_ref().map(|l| &l.config.rules);
+    let request = select::Request {
+        select: args
+            .select
+            .as_deref()
+            .or_else(|| rules_config.and_then(|r| r.select.as_deref())),
+        ignore: rules_config
+            .into_iter()
+            .flat_map(|r| &r.ignore)
+            .chain(&args.ignore)
+            .map(String::as_str)
+            .collect(),
+        severity: rules_config
+            .into_iter()
+            .flat_map(|r| &r.severity)
+            .map(|(name, severity)| (name.as_str(), *severity))
+            .collect(),
+        min_severity: args
+            .min_severity
+            .map(Severity::from)
+            .or_else(|| rules_config.and_then(|r| r.min_severity)),
+    };
+    let selection = select::Selection::new(&request).map_err(|e| match &loaded {
+        Some(l) if args.select.is_none() => anyhow::anyhow!("{}: {e}", l.path.display()),
+        _ => e.into(),
+    })?;
+    // Read before the scan: a bad baseline should fail in milliseconds.
+    let known = args
+        .baseline
+        .as_deref()
+        .map(baseline::Baseline::load)
+        .transpose()?;
+    let mut catalogue = Catalogue::builtin()?;
+    if let (Some(l), Some(api)) = (&loaded, extra_api) {
+        catalogue
+            .merge(api)
+            .with_context(|| format!("{}: [api]", l.path.display()))?;
+    }
     let options = Options {
         all_map_families: args.coverage_all_maps,
         compare_raw_parse: args.compare_raw_parse,
         file_timeout: file_timeout(args.file_timeout)?,
     };
-    let analyzer = Analyzer::with_options(rules::RULES.to_vec(), options)?;
+    let analyzer = Analyzer::with_catalogue(selection.rules(), options, catalogue)?;
     if args.dump_cfg {
         for path in &args.paths {
             let src =
@@ -127,16 +151,32 @@ fn run(args: &Args) -> Result<u8> {
         }
         return Ok(0);
     }
-    let implicit_root = args.paths.is_empty();
-    let paths = if implicit_root {
-        vec![PathBuf::from(".")]
-    } else {
-        args.paths.clone()
-    };
-    let result = driver::run(&analyzer, &paths, implicit_root, args.jobs)?;
+    let exclude = loaded.as_ref().map(config::Exclude::new).transpose()?;
+    let mut result = driver::run_excluding(&analyzer, &paths, implicit_root, args.jobs, &|p| {
+        exclude.as_ref().is_some_and(|e| e.is_excluded(p))
+    })?;
     for problem in &result.problems {
         eprintln!("kmapcheck: {problem}");
     }
+    let below_min_severity = selection.apply(&mut result.files);
+    let suppression = suppress::apply(&mut result.files);
+    for warning in &suppression.warnings {
+        eprintln!("{warning}");
+    }
+    if let Some(path) = &args.write_baseline {
+        let n = baseline::write(path, &result.files)?;
+        eprintln!(
+            "kmapcheck: wrote {n} finding(s) to baseline {}",
+            path.display()
+        );
+        return Ok(0);
+    }
+    let baselined = known.map_or(0, |b| b.filter(&mut result.files));
+    let dropped = Dropped {
+        below_min_severity,
+        suppressed: suppression.suppressed,
+        baselined,
+    };
     match args.format {
         Format::Human => {
             let color = match args.color {
@@ -149,14 +189,23 @@ fn run(args: &Args) -> Result<u8> {
             stdout.write_all(&report::human::render(&result.files, color))?;
         }
         Format::Json => {
-            stdout.write_all(report::json::render(&result.files, &result.stats).as_bytes())?
+            stdout.write_all(report::json::render(&result.files, &result.stats).as_bytes())?;
         }
+        Format::Gcc => stdout.write_all(report::gcc::render(&result.files).as_bytes())?,
+        Format::Sarif => {
+            stdout.write_all(report::sarif::render(&result.files, rules::RULES).as_bytes())?;
+        }
+        Format::Github => stdout.write_all(report::github::render(&result.files).as_bytes())?,
+        Format::Gitlab => stdout.write_all(report::gitlab::render(&result.files).as_bytes())?,
     }
-    // In every format: the one line that says whether inputs were skipped.
-    eprintln!("{}", summary(&result));
+    // In every format: the one line that says whether inputs were skipped
+    // (skipped inputs are also named one per line above it).
+    if !args.no_summary {
+        eprintln!("{}", summary(&result));
+    }
     stdout.flush()?;
     if args.stats {
-        print_stats(&result);
+        print_stats(&result, &dropped);
     }
     if args.strict && !result.problems.is_empty() {
         return Ok(2);
@@ -173,6 +222,51 @@ fn file_timeout(seconds: f64) -> Result<Option<std::time::Duration>> {
     std::time::Duration::try_from_secs_f64(seconds)
         .map(Some)
         .with_context(|| format!("--file-timeout {seconds}: not a number of seconds"))
+}
+
+/// Findings left out of the report, by reason; `--stats` shows them.
+#[derive(Debug, Default)]
+struct Dropped {
+    below_min_severity: usize,
+    /// By `kmapcheck: allow` comments.
+    suppressed: usize,
+    /// Known to the `--baseline` file.
+    baselined: usize,
+}
+
+/// `--list-rules`: a table whose columns fit their longest entry.
+fn list_rules() -> String {
+    let rows: Vec<[String; 5]> = rules::RULES
+        .iter()
+        .map(|r| {
+            [
+                r.code.to_owned(),
+                r.name.to_owned(),
+                r.type_name(),
+                r.default_severity.as_str().to_owned(),
+                r.summary.to_owned(),
+            ]
+        })
+        .collect();
+    let header = ["CODE", "NAME", "TYPE", "SEVERITY", "SUMMARY"].map(str::to_owned);
+    let widths: Vec<usize> = (0..4)
+        .map(|i| {
+            rows.iter()
+                .chain([&header])
+                .map(|r| r[i].len())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in [&header].into_iter().chain(&rows) {
+        for (cell, width) in row.iter().zip(&widths) {
+            out.push_str(&format!("{cell:<width$}  "));
+        }
+        out.push_str(&row[4]);
+        out.push('\n');
+    }
+    out
 }
 
 fn summary(result: &RunResult) -> String {
@@ -198,7 +292,7 @@ fn summary(result: &RunResult) -> String {
     )
 }
 
-fn print_stats(result: &RunResult) {
+fn print_stats(result: &RunResult, dropped: &Dropped) {
     let s = &result.stats;
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
     let pct = |n: usize| {
@@ -230,6 +324,11 @@ fn print_stats(result: &RunResult) {
     if s.raw_parse_errors > 0 {
         eprintln!("  (raw, without preprocessing: {})", s.raw_parse_errors);
     }
+    let reported: usize = result.files.iter().map(|f| f.diagnostics.len()).sum();
+    eprintln!("findings reported:   {reported}");
+    eprintln!("  below --min-severity: {}", dropped.below_min_severity);
+    eprintln!("  suppressed in source: {}", dropped.suppressed);
+    eprintln!("  in the baseline:   {}", dropped.baselined);
     eprintln!("time (wall):         {:.1} ms", ms(s.wall));
     eprintln!("time (summed over threads):");
     eprintln!("  read+prefilter:    {:.1} ms", ms(s.times.prefilter));

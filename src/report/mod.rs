@@ -1,7 +1,11 @@
 //! Reporters: pure functions from findings (and sources) to text. They never analyze.
 
+pub mod gcc;
+pub mod github;
+pub mod gitlab;
 pub mod human;
 pub mod json;
+pub mod sarif;
 
 use crate::diag::LineIndex;
 use crate::driver::FileFindings;
@@ -9,6 +13,7 @@ use crate::driver::FileFindings;
 /// A finding resolved to lines and columns, shared by the text formats.
 pub struct Located<'a> {
     pub path: &'a str,
+    pub source: &'a [u8],
     pub diag: &'a crate::diag::Diagnostic,
     pub line: usize,
     pub column: usize,
@@ -33,6 +38,7 @@ pub fn located(files: &[FileFindings]) -> Vec<Located<'_>> {
                 .collect();
             out.push(Located {
                 path: &file.path,
+                source: &file.source,
                 diag,
                 line,
                 column,

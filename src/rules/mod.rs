@@ -148,6 +148,15 @@ impl Rule {
     }
 }
 
+impl Rule {
+    /// The checkpatch-style type name (`KMAP_FAULT_IN_KMAP_LOCAL`), derived
+    /// from `name` so a new rule cannot forget it; `--select`/`--ignore`,
+    /// `.kmapcheck.toml` and suppression comments accept it beside the code.
+    pub fn type_name(&self) -> String {
+        format!("KMAP_{}", self.name.to_ascii_uppercase().replace('-', "_"))
+    }
+}
+
 pub fn by_code(code: &str) -> Option<&'static Rule> {
     RULES
         .iter()
