@@ -331,6 +331,14 @@ fn fifos_devices_and_symlink_loops_are_named_and_never_opened() {
     assert_skipped(&r, "pipe.c", "named pipe (FIFO), not opened");
     assert_skipped(&r, "null.c", "a device node, not opened");
     assert_skipped(&r, "loop.c", "Too many levels of symbolic links");
+    // --dump-cfg reads the files it is given: a FIFO is an error, not a hang.
+    let r = run(&["--dump-cfg", s(&fifo)]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("pipe.c: not a regular file"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
