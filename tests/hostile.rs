@@ -288,6 +288,39 @@ fn a_slow_file_is_stopped_by_the_time_limit() {
 }
 
 #[test]
+fn a_parse_cancelled_by_the_time_limit_does_not_leak_into_the_next_file() {
+    use kmapcheck::{Options, rules};
+    let hurried = Options {
+        file_timeout: Some(Duration::from_millis(300)),
+        ..Options::default()
+    };
+    let slow = format!(
+        "int slow(void)\n{{\n\tvoid *p = kmap_local_page(pg);\n{}}}\n",
+        "f(;\n".repeat(60_000)
+    );
+    // One thread, so both files go through the same thread-local parser:
+    // a cancelled tree-sitter parse resumes on the next call unless reset.
+    std::thread::spawn(move || {
+        let timed = Analyzer::with_options(rules::RULES.to_vec(), hurried).unwrap();
+        let report = timed.check_source(slow.as_bytes());
+        // Stopped inside the function (in its parse, which takes seconds),
+        // not before it: otherwise there is no cancelled parse to leak.
+        assert!(
+            matches!(&report.limit, Some(kmapcheck::Limit::Timeout { during, .. })
+                if during == "function `slow`"),
+            "{:?}",
+            report.limit
+        );
+        let report = Analyzer::new().unwrap().check_source(SEED.as_bytes());
+        assert_eq!(report.limit, None);
+        assert_eq!(report.diagnostics.len(), 1, "{:?}", report.diagnostics);
+        assert_eq!(report.stats.complete, 1);
+    })
+    .join()
+    .expect("no panic");
+}
+
+#[test]
 fn huge_files_are_skipped_or_analyzed_in_bounded_memory() {
     let dir = temp_dir("huge");
     let unit = format!("{SEED}\n");
