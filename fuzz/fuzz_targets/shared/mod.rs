@@ -16,6 +16,13 @@ fn analyzer() -> &'static Analyzer {
 /// in every format, as the driver would for a file without NUL bytes.
 pub fn check(data: &[u8]) {
     let report = analyzer().check_source(data);
+    // The thread's parser is reused: nothing may leak from one file to the next.
+    let again = analyzer().check_source(data);
+    assert_eq!(
+        report.diagnostics, again.diagnostics,
+        "same input, same findings"
+    );
+    assert_eq!(report.limit, again.limit);
     for d in &report.diagnostics {
         for span in std::iter::once(&d.primary.span).chain(d.secondary.iter().map(|l| &l.span)) {
             // A span outside the file would point the user at nothing.
