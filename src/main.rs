@@ -145,6 +145,10 @@ fn run(args: &Args, stdout: &mut dyn Write) -> Result<u8> {
     let analyzer = Analyzer::with_catalogue(selection.rules(), options, catalogue)?;
     if args.dump_cfg {
         for path in &args.paths {
+            // Reading a FIFO would block forever: only regular files.
+            let meta = std::fs::metadata(path)
+                .with_context(|| format!("{}: cannot read", path.display()))?;
+            anyhow::ensure!(meta.is_file(), "{}: not a regular file", path.display());
             let src =
                 std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
             writeln!(stdout, "# {}\n{}", path.display(), analyzer.dump_cfgs(&src))?;

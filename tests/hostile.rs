@@ -246,6 +246,25 @@ fn a_megabyte_line_is_analyzed_and_a_megabyte_body_is_refused() {
 }
 
 #[test]
+fn nested_calls_are_analyzed_in_linear_time() {
+    let dir = temp_dir("calls");
+    // 30,000 nested calls: preprocessing used to rescan each call's arguments
+    // (O(n^2): 9 s in release, minutes in debug); now about 2 s in debug.
+    let n = 30_000;
+    let src = format!(
+        "int f(void)\n{{\n\tvoid *p = kmap_local_page(pg);\n\tspin_lock(&l);\n\tx = {}1{};\n\
+         \tif (copy_from_user(p, u, 4))\n\t\treturn 1;\n}}\n",
+        "f(".repeat(n),
+        ")".repeat(n)
+    );
+    std::fs::write(dir.join("calls.c"), src).unwrap();
+    let r = run(&["--file-timeout", "0", s(&dir)]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stdout.contains("calls.c:6:6"), "{}", r.stdout);
+    assert!(r.elapsed < Duration::from_secs(20), "{:?}", r.elapsed);
+}
+
+#[test]
 fn a_slow_file_is_stopped_by_the_time_limit() {
     let dir = temp_dir("slow");
     // Unclosed calls: tree-sitter's error recovery takes ~2 s per 250 KB in
@@ -266,6 +285,39 @@ fn a_slow_file_is_stopped_by_the_time_limit() {
     assert!(r.elapsed < Duration::from_secs(10), "{:?}", r.elapsed);
     let strict = run(&["--strict", "--file-timeout", "0.3", s(&dir)]);
     assert_eq!(strict.code, 2, "--strict turns a skipped file into exit 2");
+}
+
+#[test]
+fn a_parse_cancelled_by_the_time_limit_does_not_leak_into_the_next_file() {
+    use kmapcheck::{Options, rules};
+    let hurried = Options {
+        file_timeout: Some(Duration::from_millis(300)),
+        ..Options::default()
+    };
+    let slow = format!(
+        "int slow(void)\n{{\n\tvoid *p = kmap_local_page(pg);\n{}}}\n",
+        "f(;\n".repeat(60_000)
+    );
+    // One thread, so both files go through the same thread-local parser:
+    // a cancelled tree-sitter parse resumes on the next call unless reset.
+    std::thread::spawn(move || {
+        let timed = Analyzer::with_options(rules::RULES.to_vec(), hurried).unwrap();
+        let report = timed.check_source(slow.as_bytes());
+        // Stopped inside the function (in its parse, which takes seconds),
+        // not before it: otherwise there is no cancelled parse to leak.
+        assert!(
+            matches!(&report.limit, Some(kmapcheck::Limit::Timeout { during, .. })
+                if during == "function `slow`"),
+            "{:?}",
+            report.limit
+        );
+        let report = Analyzer::new().unwrap().check_source(SEED.as_bytes());
+        assert_eq!(report.limit, None);
+        assert_eq!(report.diagnostics.len(), 1, "{:?}", report.diagnostics);
+        assert_eq!(report.stats.complete, 1);
+    })
+    .join()
+    .expect("no panic");
 }
 
 #[test]
@@ -305,6 +357,8 @@ fn huge_files_are_skipped_or_analyzed_in_bounded_memory() {
     }
     let rss = max_child_rss_kib();
     assert!(rss < 1 << 20, "peak child memory {rss} KiB");
+    // 116 MB: not left behind in /tmp.
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -331,6 +385,14 @@ fn fifos_devices_and_symlink_loops_are_named_and_never_opened() {
     assert_skipped(&r, "pipe.c", "named pipe (FIFO), not opened");
     assert_skipped(&r, "null.c", "a device node, not opened");
     assert_skipped(&r, "loop.c", "Too many levels of symbolic links");
+    // --dump-cfg reads the files it is given: a FIFO is an error, not a hang.
+    let r = run(&["--dump-cfg", s(&fifo)]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("pipe.c: not a regular file"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
