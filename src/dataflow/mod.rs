@@ -259,11 +259,43 @@ fn position(fact: &Fact, site: u16) -> usize {
 
 /// Does an unmap/release argument name the variable a map stored into?
 pub fn names_variable(arg: &str, var: &str) -> bool {
+    let arg = strip_casts(arg);
     arg == var
         || arg
             .strip_prefix(var)
             .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_'))
-        || identifiers(arg).any(|t| t == var)
+        || variables(arg).any(|t| t == var)
+}
+
+/// `(void *)addr` -> `addr`: a cast does not change which mapping is named.
+fn strip_casts(mut arg: &str) -> &str {
+    while let Some(rest) = arg.strip_prefix('(') {
+        let Some(close) = rest.find(')') else { break };
+        let inside = &rest[..close];
+        // A cast names a type: words and `*` only.
+        let after = &rest[close + 1..];
+        // `(kaddr)` alone is a parenthesized name, not a cast.
+        if inside.is_empty()
+            || after.is_empty()
+            || !inside
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '*')
+        {
+            break;
+        }
+        arg = after;
+    }
+    arg
+}
+
+/// The identifiers of an expression that name variables: not the field
+/// names after `->` or `.` (`req->src` does not name a local `src`).
+fn variables(text: &str) -> impl Iterator<Item = &str> {
+    identifiers(text).filter(move |t| {
+        let at = t.as_ptr() as usize - text.as_ptr() as usize;
+        let before = text[..at].trim_end();
+        !(before.ends_with("->") || before.ends_with('.'))
+    })
 }
 
 /// The held sites a release ends: same group and argument, else the whole group.
@@ -285,4 +317,20 @@ fn released(cfg: &Cfg, held: u64, group: u16, arg: &str) -> u64 {
 
 pub fn bits(set: u64) -> impl DoubleEndedIterator<Item = usize> {
     (0..64).filter(move |i| set & (1u64 << i) != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_variable;
+
+    #[test]
+    fn field_names_and_casts() {
+        assert!(names_variable("kaddr", "kaddr"));
+        assert!(names_variable("kaddr+off", "kaddr"));
+        assert!(names_variable("(void*)kaddr", "kaddr"));
+        assert!(names_variable("(kaddr)", "kaddr"));
+        assert!(names_variable("(void*)d->src_addr", "d->src_addr"));
+        assert!(!names_variable("req->src", "src"));
+        assert!(!names_variable("s.src", "src"));
+    }
 }

@@ -1,3 +1,4 @@
+use super::unmap::unmap_calls;
 use super::{Needle, RuleCx, declare_rule, events};
 use crate::catalogue::MapFamily;
 use crate::cfg::{EdgeKind, EventKind, NodeKind, Span};
@@ -10,7 +11,9 @@ declare_rule! {
     /// In a function that maps pages, finds a path that returns with
     /// `pagefault_disable()` or `preempt_disable()` still in effect, and a
     /// `pagefault_enable()` reached on a path where this function did not
-    /// disable page faults. Functions annotated `__acquires()`/`__releases()`
+    /// disable page faults (an enable in a function with no disable at all is
+    /// judged only inside a mapping the function makes and unmaps itself:
+    /// elsewhere it is a release helper pairing with its caller). Functions annotated `__acquires()`/`__releases()`
     /// are documented helpers and are skipped, and so is a function that
     /// returns with faults (or preemption) disabled on every path and never
     /// re-enables them: a map-like helper by design.
@@ -83,6 +86,7 @@ fn check(cx: &RuleCx<'_>) -> Vec<Diagnostic> {
     let mut first_disable = None;
     let mut has_enable = false;
     let mut releases_preempt = false;
+    let mut inside_own_mapping = false;
     let mut found = Vec::new();
     for (node, index, event) in events(cx) {
         match &event.kind {
@@ -91,7 +95,9 @@ fn check(cx: &RuleCx<'_>) -> Vec<Diagnostic> {
             }
             EventKind::FaultEnable => {
                 has_enable = true;
-                if cx.facts.before(node, index).iter().any(|f| f.pf_depth == 0) {
+                let facts = cx.facts.before(node, index);
+                if facts.iter().any(|f| f.pf_depth == 0) {
+                    inside_own_mapping |= facts.iter().any(|f| f.pf_depth == 0 && f.any_live());
                     found.push(Unbalanced {
                         span: event.span,
                         secondary: None,
@@ -103,9 +109,12 @@ fn check(cx: &RuleCx<'_>) -> Vec<Diagnostic> {
             _ => {}
         }
     }
-    // An enable is only judged against this function's own disables: without
-    // any, it pairs with a caller's (a release helper such as an unmap).
-    if first_disable.is_none() {
+    // Without a disable of its own, an enable pairs with a caller's: a
+    // release helper (mm/zsmalloc.c __zs_unmap_object() ends what
+    // __zs_map_object() began). Not so when the enable sits inside a
+    // mapping the function made and unmaps itself: that region lost its
+    // disable.
+    if first_disable.is_none() && !(inside_own_mapping && maps_and_unmaps_itself(cx)) {
         found.clear();
     }
     let mut exits: Vec<_> = cx.facts.exits.iter().collect();
@@ -173,6 +182,15 @@ fn diagnostics(cx: &RuleCx<'_>, found: Vec<Unbalanced>) -> Vec<Diagnostic> {
             ),
         })
         .collect()
+}
+
+/// Does some unmap of this function end a mapping this function made?
+fn maps_and_unmaps_itself(cx: &RuleCx<'_>) -> bool {
+    unmap_calls(cx).iter().any(|call| {
+        call.facts
+            .iter()
+            .any(|fact| call.target(cx, fact).is_some())
+    })
 }
 
 /// The return statement of an exiting node, or the closing brace.
