@@ -96,29 +96,43 @@ pub fn build(catalogue: &Catalogue, text: &[u8], base: usize, root: TsNode<'_>) 
     b.cfg
 }
 
-/// Marks map sites whose address leaves the function: returned, assigned
-/// to anything (an alias or a struct field), or taken by address. Passing it
-/// as a call argument (`memcpy(kaddr, ...)`) is use, not escape.
+/// Marks map sites whose address leaves the function: returned, stored in
+/// a field or array, or taken by address. A copy into another local
+/// (`hdr = kaddr + off;`) is an alias, not an escape: the mapping escapes
+/// only if an alias does, and an unmap may name the alias. Passing the
+/// address as a call argument (`memcpy(kaddr, ...)`) is use, not escape.
 fn mark_escapes(cx: &EventCx<'_>, root: TsNode<'_>, cfg: &mut Cfg) {
     if cfg.maps.iter().all(|m| m.escapes) {
         return;
     }
     let mut escaped: HashSet<String> = HashSet::new();
+    // (alias, source): `alias = source...` with a plain local on the left.
+    let mut aliases: Vec<(String, String)> = Vec::new();
     let mut cursor = root.walk();
     'walk: loop {
         let n = cursor.node();
-        let flowing = match n.kind() {
-            "return_statement" => n.named_child(0),
-            "assignment_expression" => n.child_by_field_name("right"),
-            "init_declarator" => n.child_by_field_name("value"),
-            "pointer_expression" if cx.raw(n).starts_with('&') => n.child_by_field_name("argument"),
-            _ => None,
+        let (flowing, target) = match n.kind() {
+            "return_statement" => (n.named_child(0), None),
+            "assignment_expression" => (
+                n.child_by_field_name("right"),
+                n.child_by_field_name("left").map(|l| cx.normalized(l)),
+            ),
+            "init_declarator" => (n.child_by_field_name("value"), declared_name(cx, n)),
+            "pointer_expression" if cx.raw(n).starts_with('&') => {
+                (n.child_by_field_name("argument"), None)
+            }
+            _ => (None, None),
         };
         if let Some(value) = flowing {
-            let assigned_to = n.child_by_field_name("left").map(|l| cx.normalized(l));
             for ident in identifiers_outside_calls(cx, value) {
-                if assigned_to.as_deref() != Some(ident.as_str()) {
-                    escaped.insert(ident);
+                match target.as_deref() {
+                    Some(t) if t == ident => {}
+                    Some(t) if super::events::is_plain_identifier(t) => {
+                        aliases.push((t.to_owned(), ident))
+                    }
+                    _ => {
+                        escaped.insert(ident);
+                    }
                 }
             }
         }
@@ -135,10 +149,31 @@ fn mark_escapes(cx: &EventCx<'_>, root: TsNode<'_>, cfg: &mut Cfg) {
         }
     }
     for map in &mut cfg.maps {
-        if map.var.as_ref().is_some_and(|v| escaped.contains(v)) {
+        let Some(var) = map.var.clone() else { continue };
+        // Two levels of copies cover `p = kaddr; q = p + off;`.
+        let mut names = vec![var];
+        for _ in 0..2 {
+            let more: Vec<String> = aliases
+                .iter()
+                .filter(|(alias, source)| names.contains(source) && !names.contains(alias))
+                .map(|(alias, _)| alias.clone())
+                .collect();
+            names.extend(more);
+        }
+        if names.iter().any(|n| escaped.contains(n)) {
             map.escapes = true;
         }
+        map.aliases = names.split_off(1);
     }
+}
+
+/// The name an `init_declarator` declares (`*hdr` in `struct h *hdr = ...`).
+fn declared_name(cx: &EventCx<'_>, n: TsNode<'_>) -> Option<String> {
+    let mut decl = n.child_by_field_name("declarator")?;
+    while let Some(inner) = decl.child_by_field_name("declarator") {
+        decl = inner;
+    }
+    Some(cx.normalized(decl))
 }
 
 /// Identifiers whose own value an expression yields: `kaddr`, `(char *)kaddr`,

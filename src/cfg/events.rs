@@ -225,6 +225,7 @@ fn call_event(cx: &EventCx<'_>, call: TsNode<'_>, cfg: &mut Cfg) -> Option<Event
                 var,
                 page_arg: cx.first_arg(call),
                 escapes,
+                aliases: Vec::new(),
                 span,
             });
             EventKind::Map { site }

@@ -135,6 +135,9 @@ pub struct MapSite {
     /// The address leaves the function (returned, stored, passed on): an
     /// unmap elsewhere is the caller's business.
     pub escapes: bool,
+    /// Locals the address was copied into (`hdr = kaddr + off;`): an unmap
+    /// may name them instead of `var`.
+    pub aliases: Vec<String>,
     pub span: Span,
 }
 

@@ -223,7 +223,11 @@ pub fn unmap_target(cfg: &Cfg, fact: &Fact, family: MapFamily, arg: &str) -> Opt
         family: cfg.maps[site as usize].family,
         how,
     };
-    if let Some(site) = find(&|m| m.var.as_deref().is_some_and(|v| names_variable(arg, v))) {
+    let names_it = |m: &crate::cfg::MapSite| {
+        m.var.as_deref().is_some_and(|v| names_variable(arg, v))
+            || m.aliases.iter().any(|a| names_variable(arg, a))
+    };
+    if let Some(site) = find(&names_it) {
         return Some(target(site, UnmapMatch::ByAddress));
     }
     if !arg.is_empty()

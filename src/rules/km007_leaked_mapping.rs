@@ -41,8 +41,12 @@ declare_rule! {
     /// A mapping whose address is returned, stored or aliased is the caller's
     /// and is not followed. A mapping that the function never unmaps on any
     /// path is not reported (it may be released by a helper). Severity is
-    /// `error` for local and atomic mappings, `warning` for `kmap()` and when
-    /// the address was passed to another function on the leaking path.
+    /// `error` for local and atomic mappings, `warning` for `kmap()`, when
+    /// the address was passed to another function on the leaking path, and
+    /// when every unmap sits in a rejoining `if` (no return or goto) that the
+    /// map is outside of (`if (use_sg) kunmap_atomic(buf);` at a common exit:
+    /// the author thought the mapping conditional; the leaking path may be
+    /// infeasible).
     pub static KM007 = Rule {
         code: "KM007",
         name: "leaked-mapping",
@@ -58,12 +62,19 @@ declare_rule! {
 }
 
 fn check(cx: &RuleCx<'_>) -> Vec<Diagnostic> {
-    // Sites some unmap of this function ends: the function owns their release.
+    // Sites some unmap of this function ends: the function owns their
+    // release. `unconditional`: some unmap of the site is not guarded by an
+    // `if` that leaves the map outside it.
     let mut released = 0u64;
+    let mut unconditional = 0u64;
     for call in unmap_calls(cx) {
         for fact in call.facts {
             if let Some(target) = call.target(cx, fact) {
                 released |= bit(target.site);
+                let map = &cx.cfg.maps[target.site as usize];
+                if !guarded_apart(cx, call.span, map.span) {
+                    unconditional |= bit(target.site);
+                }
             }
         }
     }
@@ -85,19 +96,70 @@ fn check(cx: &RuleCx<'_>) -> Vec<Diagnostic> {
                     continue;
                 }
                 reported |= bit(site);
-                out.push(diagnostic(
-                    cx,
-                    *node,
-                    site,
-                    fact.handed_off & bit(site) != 0,
-                ));
+                let doubt = if fact.handed_off & bit(site) != 0 {
+                    Some(
+                        "on this path the address was passed to another function, which may have unmapped it",
+                    )
+                } else if unconditional & bit(site) == 0 {
+                    Some(
+                        "the function unmaps it only under a condition the map is not under: check that this path is feasible",
+                    )
+                } else {
+                    None
+                };
+                out.push(diagnostic(cx, *node, site, doubt));
             }
         }
     }
     out
 }
 
-fn diagnostic(cx: &RuleCx<'_>, node: u32, site: u16, handed_off: bool) -> Diagnostic {
+/// Is the unmap at `unmap` inside an `if` branch that does not also hold the
+/// map at `map` (`if (use_sg) kunmap_atomic(buffer);` after an unconditional
+/// map)? Then the author believed the mapping conditional, and a path around
+/// the `if` may be infeasible.
+fn guarded_apart(cx: &RuleCx<'_>, unmap: Span, map: Span) -> bool {
+    let local = |offset: usize| offset.saturating_sub(cx.base);
+    let Some(mut node) = cx
+        .tree
+        .root_node()
+        .descendant_for_byte_range(local(unmap.start), local(unmap.end))
+    else {
+        return false;
+    };
+    while let Some(parent) = node.parent() {
+        if parent.kind() == "if_statement"
+            && parent
+                .child_by_field_name("condition")
+                .is_none_or(|c| c.id() != node.id())
+        {
+            let holds_map =
+                parent.start_byte() <= local(map.start) && local(map.end) <= parent.end_byte();
+            // An early exit (`if (bad) { kunmap_local(p); return -EINVAL; }`)
+            // is the error path of a mapping that exists: a leak elsewhere is
+            // certain. A cleanup that rejoins (`out: if (use_sg) kunmap(...)`)
+            // is the author saying the mapping may not exist.
+            return !holds_map && !exits(node);
+        }
+        node = parent;
+    }
+    false
+}
+
+/// Does this branch leave the function or jump (`return`, `goto`)?
+fn exits(branch: tree_sitter::Node<'_>) -> bool {
+    let mut stack = vec![branch];
+    while let Some(n) = stack.pop() {
+        if matches!(n.kind(), "return_statement" | "goto_statement") {
+            return true;
+        }
+        let mut cursor = n.walk();
+        stack.extend(n.named_children(&mut cursor));
+    }
+    false
+}
+
+fn diagnostic(cx: &RuleCx<'_>, node: u32, site: u16, doubt: Option<&str>) -> Diagnostic {
     let map = &cx.cfg.maps[site as usize];
     let exit = cx.cfg.node(node);
     let returns =
@@ -114,18 +176,12 @@ fn diagnostic(cx: &RuleCx<'_>, node: u32, site: u16, handed_off: bool) -> Diagno
     };
     // A function that was given the address on this path may have released
     // it: then this is a question for the reviewer, not a certain leak.
-    let severity = if map.family == MapFamily::Kmap || handed_off {
+    let severity = if map.family == MapFamily::Kmap || doubt.is_some() {
         Severity::Warning
     } else {
         Severity::Error
     };
-    let mut notes = Vec::new();
-    if handed_off {
-        notes.push(
-            "on this path the address was passed to another function, which may have unmapped it"
-                .to_owned(),
-        );
-    }
+    let mut notes: Vec<String> = doubt.iter().map(|d| (*d).to_owned()).collect();
     if map.family == MapFamily::Atomic {
         notes.push(
             "a leaked kmap_atomic() also leaves page faults and preemption disabled".to_owned(),
