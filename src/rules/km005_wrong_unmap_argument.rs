@@ -1,5 +1,5 @@
 use super::unmap::{describe, unmap_calls};
-use super::{Needle, RuleCx, declare_rule};
+use super::{ALL_MAPS, RuleCx, declare_rule};
 use crate::catalogue::MapFamily;
 use crate::dataflow::UnmapMatch;
 use crate::diag::{Diagnostic, Label, Severity};
@@ -38,11 +38,7 @@ declare_rule! {
         name: "wrong-unmap-argument",
         summary: "unmap given the page instead of the address (or kunmap() the address)",
         default_severity: Severity::Error,
-        needs: &[
-            Needle::Maps(MapFamily::Local),
-            Needle::Maps(MapFamily::Atomic),
-            Needle::Maps(MapFamily::Kmap),
-        ],
+        needs: ALL_MAPS,
         check: check,
     };
 }

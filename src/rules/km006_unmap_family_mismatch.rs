@@ -1,5 +1,5 @@
 use super::unmap::{describe, family_unmap, unmap_calls};
-use super::{Needle, RuleCx, declare_rule};
+use super::{ALL_MAPS, RuleCx, declare_rule};
 use crate::catalogue::MapFamily;
 use crate::dataflow::UnmapMatch;
 use crate::diag::{Diagnostic, Label, Severity};
@@ -40,11 +40,7 @@ declare_rule! {
         name: "unmap-family-mismatch",
         summary: "mapping released by the unmap call of another kmap family",
         default_severity: Severity::Error,
-        needs: &[
-            Needle::Maps(MapFamily::Local),
-            Needle::Maps(MapFamily::Atomic),
-            Needle::Maps(MapFamily::Kmap),
-        ],
+        needs: ALL_MAPS,
         check: check,
     };
 }

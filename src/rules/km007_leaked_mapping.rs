@@ -1,7 +1,7 @@
 use super::unmap::{describe, family_unmap, unmap_calls};
-use super::{Needle, RuleCx, declare_rule};
+use super::{ALL_MAPS, RuleCx, declare_rule, exit_span};
 use crate::catalogue::MapFamily;
-use crate::cfg::{EdgeKind, NodeKind, Span};
+use crate::cfg::Span;
 use crate::dataflow::lattice::bit;
 use crate::diag::{Diagnostic, Label, Severity};
 
@@ -52,11 +52,7 @@ declare_rule! {
         name: "leaked-mapping",
         summary: "a path returns with a kmap mapping still live while other paths unmap it",
         default_severity: Severity::Error,
-        needs: &[
-            Needle::Maps(MapFamily::Local),
-            Needle::Maps(MapFamily::Atomic),
-            Needle::Maps(MapFamily::Kmap),
-        ],
+        needs: ALL_MAPS,
         check: check,
     };
 }
@@ -161,19 +157,7 @@ fn exits(branch: tree_sitter::Node<'_>) -> bool {
 
 fn diagnostic(cx: &RuleCx<'_>, node: u32, site: u16, doubt: Option<&str>) -> Diagnostic {
     let map = &cx.cfg.maps[site as usize];
-    let exit = cx.cfg.node(node);
-    let returns =
-        exit.kind == NodeKind::Stmt && exit.succs.iter().any(|e| e.kind == EdgeKind::Return);
-    // Falling off the end: point at the closing brace.
-    let span = if returns {
-        exit.span
-    } else {
-        let end = cx.cfg.node(crate::cfg::EXIT).span.end;
-        Span {
-            start: end.saturating_sub(1),
-            end,
-        }
-    };
+    let span = exit_span(cx, node);
     // A function that was given the address on this path may have released
     // it: then this is a question for the reviewer, not a certain leak.
     let severity = if map.family == MapFamily::Kmap || doubt.is_some() {

@@ -1,7 +1,6 @@
 use super::unmap::unmap_calls;
-use super::{Needle, RuleCx, declare_rule, events};
-use crate::catalogue::MapFamily;
-use crate::cfg::{EdgeKind, EventKind, NodeKind, Span};
+use super::{ALL_MAPS, RuleCx, declare_rule, events, exit_span};
+use crate::cfg::{EventKind, Span};
 use crate::dataflow::bits;
 use crate::dataflow::lattice::Fact;
 use crate::diag::{Diagnostic, Label, Severity};
@@ -53,11 +52,7 @@ declare_rule! {
         name: "unbalanced-disable",
         summary: "pagefault_disable()/preempt_disable() not balanced on some path",
         default_severity: Severity::Error,
-        needs: &[
-            Needle::Maps(MapFamily::Local),
-            Needle::Maps(MapFamily::Atomic),
-            Needle::Maps(MapFamily::Kmap),
-        ],
+        needs: ALL_MAPS,
         check: check,
     };
 }
@@ -191,17 +186,4 @@ fn maps_and_unmaps_itself(cx: &RuleCx<'_>) -> bool {
             .iter()
             .any(|fact| call.target(cx, fact).is_some())
     })
-}
-
-/// The return statement of an exiting node, or the closing brace.
-fn exit_span(cx: &RuleCx<'_>, node: u32) -> Span {
-    let exit = cx.cfg.node(node);
-    if exit.kind == NodeKind::Stmt && exit.succs.iter().any(|e| e.kind == EdgeKind::Return) {
-        return exit.span;
-    }
-    let end = cx.cfg.node(crate::cfg::EXIT).span.end;
-    Span {
-        start: end.saturating_sub(1),
-        end,
-    }
 }

@@ -16,7 +16,7 @@ pub mod unmap;
 use tree_sitter::Tree;
 
 use crate::catalogue::{Catalogue, MapFamily};
-use crate::cfg::{Cfg, Event, EventKind, NodeId};
+use crate::cfg::{Cfg, EdgeKind, Event, EventKind, NodeId, NodeKind, Span};
 use crate::dataflow::Facts;
 use crate::diag::{Diagnostic, Severity};
 
@@ -43,6 +43,27 @@ pub enum Needle {
     Maps(MapFamily),
     /// An `_inatomic` user access.
     InatomicAccess,
+}
+
+/// Every map family: the needles of rules about any mapping.
+pub const ALL_MAPS: &[Needle] = &[
+    Needle::Maps(MapFamily::Local),
+    Needle::Maps(MapFamily::Atomic),
+    Needle::Maps(MapFamily::Kmap),
+];
+
+/// Where a finding about an exit path points: the `return` statement of an
+/// exiting node, or the closing brace when the path falls off the end.
+pub fn exit_span(cx: &RuleCx<'_>, node: NodeId) -> Span {
+    let exit = cx.cfg.node(node);
+    if exit.kind == NodeKind::Stmt && exit.succs.iter().any(|e| e.kind == EdgeKind::Return) {
+        return exit.span;
+    }
+    let end = cx.cfg.node(crate::cfg::EXIT).span.end;
+    Span {
+        start: end.saturating_sub(1),
+        end,
+    }
 }
 
 /// Static description of a rule; `doc` feeds `--explain` and docs/rules/.
