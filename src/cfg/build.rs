@@ -213,19 +213,31 @@ fn tracked_conditions(cx: &EventCx<'_>, root: TsNode<'_>) -> (Vec<String>, Vec<V
         if let Some(flag) = constant_assignment(cx, n) {
             flags.insert(flag.0);
         }
-        // A case label is a test `E == V` of its switch's scrutinee.
-        if n.kind() == "case_statement"
-            && let Some(value) = n.child_by_field_name("value")
-            && let Some(switch) = n.parent().and_then(|body| body.parent())
-            && switch.kind() == "switch_statement"
-            && let Some(cond) = switch.child_by_field_name("condition")
+        // A case label is a test `E == V` of its switch's scrutinee. (Found
+        // from the switch downwards: Node::parent() walks from the root, so
+        // asking each case for its switch is quadratic in nesting depth.)
+        if n.kind() == "switch_statement"
+            && let (Some(cond), Some(body)) = (
+                n.child_by_field_name("condition"),
+                n.child_by_field_name("body"),
+            )
         {
-            let text = format!("{}=={}", condition_key(cx, cond).0, cx.normalized(value));
-            let count = counts.entry(text.clone()).or_insert(0);
-            if *count == 0 {
-                order.push(text);
+            let scrutinee = condition_key(cx, cond).0;
+            let mut cases = body.walk();
+            for case in body.named_children(&mut cases) {
+                let Some(value) = (case.kind() == "case_statement")
+                    .then(|| case.child_by_field_name("value"))
+                    .flatten()
+                else {
+                    continue;
+                };
+                let text = format!("{scrutinee}=={}", cx.normalized(value));
+                let count = counts.entry(text.clone()).or_insert(0);
+                if *count == 0 {
+                    order.push(text);
+                }
+                *count += 1;
             }
-            *count += 1;
         }
         if n.kind() == "if_statement"
             && let Some(cond) = n.child_by_field_name("condition")

@@ -183,18 +183,17 @@ pub fn is_plain_identifier(text: &str) -> bool {
 /// release it (`z_erofs_lz4_handle_overlap(rq, headpage, ...)` unmaps on
 /// error): one `Handoff` per map site whose variable is an argument.
 fn handoffs(cx: &EventCx<'_>, call: TsNode<'_>, cfg: &Cfg) -> Vec<Event> {
+    if cfg.maps.iter().all(|m| m.var.is_none()) {
+        return Vec::new();
+    }
     let Some(args) = call.child_by_field_name("arguments") else {
         return Vec::new();
     };
-    let text = cx.raw(args);
+    let passed = argument_names(cx, args);
     cfg.maps
         .iter()
         .enumerate()
-        .filter(|(_, m)| {
-            m.var
-                .as_deref()
-                .is_some_and(|v| is_plain_identifier(v) && identifiers(text).any(|t| t == v))
-        })
+        .filter(|(_, m)| m.var.as_deref().is_some_and(|v| passed.contains(&v)))
         .map(|(site, _)| Event {
             kind: EventKind::Handoff {
                 site: u16::try_from(site).unwrap_or(u16::MAX),
@@ -202,6 +201,31 @@ fn handoffs(cx: &EventCx<'_>, call: TsNode<'_>, cfg: &Cfg) -> Vec<Event> {
             span: cx.span(call),
         })
         .collect()
+}
+
+/// The variables a call passes itself: `kaddr`, `kaddr + off`, `(void *)kaddr`,
+/// `&kaddr`. Nested calls are not entered (they are visited as calls of their
+/// own), which keeps `f(f(f(...)))` linear.
+fn argument_names<'a>(cx: &'a EventCx<'a>, args: TsNode<'_>) -> Vec<&'a str> {
+    let mut names = Vec::new();
+    let mut cursor = args.walk();
+    let mut stack: Vec<TsNode<'_>> = args.named_children(&mut cursor).collect();
+    while let Some(n) = stack.pop() {
+        match n.kind() {
+            "identifier" => names.push(cx.raw(n)),
+            "cast_expression"
+            | "binary_expression"
+            | "parenthesized_expression"
+            | "pointer_expression"
+            | "conditional_expression"
+            | "unary_expression" => {
+                let mut cursor = n.walk();
+                stack.extend(n.named_children(&mut cursor));
+            }
+            _ => {}
+        }
+    }
+    names
 }
 
 fn call_event(cx: &EventCx<'_>, call: TsNode<'_>, cfg: &mut Cfg) -> Option<Event> {

@@ -64,13 +64,18 @@ fn check(cx: &RuleCx<'_>) -> Vec<Diagnostic> {
     let mut released = 0u64;
     let mut unconditional = 0u64;
     for call in unmap_calls(cx) {
-        for fact in call.facts {
-            if let Some(target) = call.target(cx, fact) {
-                released |= bit(target.site);
-                let map = &cx.cfg.maps[target.site as usize];
-                if !guarded_apart(cx, call.span, map.span) {
-                    unconditional |= bit(target.site);
-                }
+        // The sites this call ends on some path, each judged once (the tree
+        // walk of guarded_apart() is not per fact).
+        let targets = call
+            .facts
+            .iter()
+            .filter_map(|fact| call.target(cx, fact))
+            .fold(0u64, |acc, t| acc | bit(t.site));
+        released |= targets;
+        for site in (0..64u16).filter(|&s| targets & bit(s) != 0) {
+            let map = &cx.cfg.maps[site as usize];
+            if !guarded_apart(cx, call.span, map.span) {
+                unconditional |= bit(site);
             }
         }
     }
