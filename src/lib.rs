@@ -21,6 +21,7 @@ pub mod rules;
 pub mod select;
 pub mod sparse_args;
 pub mod suppress;
+pub mod syntax;
 
 use std::cell::RefCell;
 use std::time::{Duration, Instant};

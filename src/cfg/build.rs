@@ -9,11 +9,14 @@
 
 use std::collections::{HashMap, HashSet};
 
+use std::ops::ControlFlow;
+
 use tree_sitter::Node as TsNode;
 
 use super::events::{EventCx, collect, identifiers};
 use super::{Assume, Cfg, CondInfo, EXIT, Edge, EdgeKind, EventKind, Node, NodeId, NodeKind, Span};
 use crate::catalogue::Catalogue;
+use crate::syntax::preorder;
 
 /// Deeper statement nesting than this is summarized, not lowered.
 pub const MAX_NESTING: usize = 128;
@@ -108,9 +111,7 @@ fn mark_escapes(cx: &EventCx<'_>, root: TsNode<'_>, cfg: &mut Cfg) {
     let mut escaped: HashSet<String> = HashSet::new();
     // (alias, source): `alias = source...` with a plain local on the left.
     let mut aliases: Vec<(String, String)> = Vec::new();
-    let mut cursor = root.walk();
-    'walk: loop {
-        let n = cursor.node();
+    preorder(root, |n| {
         let (flowing, target) = match n.kind() {
             "return_statement" => (n.named_child(0), None),
             "assignment_expression" => (
@@ -136,18 +137,8 @@ fn mark_escapes(cx: &EventCx<'_>, root: TsNode<'_>, cfg: &mut Cfg) {
                 }
             }
         }
-        if cursor.goto_first_child() {
-            continue;
-        }
-        loop {
-            if cursor.goto_next_sibling() {
-                continue 'walk;
-            }
-            if !cursor.goto_parent() {
-                break 'walk;
-            }
-        }
-    }
+        ControlFlow::<()>::Continue(())
+    });
     for map in &mut cfg.maps {
         let Some(var) = map.var.clone() else { continue };
         // Two levels of copies cover `p = kaddr; q = p + off;`.
@@ -207,9 +198,7 @@ fn tracked_conditions(cx: &EventCx<'_>, root: TsNode<'_>) -> (Vec<String>, Vec<V
     // Flags set to constants (`disabled = true;`): a test of one correlates
     // with the assignment even when it is tested once.
     let mut flags: HashSet<String> = HashSet::new();
-    let mut cursor = root.walk();
-    'walk: loop {
-        let n = cursor.node();
+    preorder(root, |n| {
         if let Some(flag) = constant_assignment(cx, n) {
             flags.insert(flag.0);
         }
@@ -249,18 +238,8 @@ fn tracked_conditions(cx: &EventCx<'_>, root: TsNode<'_>) -> (Vec<String>, Vec<V
             }
             *count += 1;
         }
-        if cursor.goto_first_child() {
-            continue;
-        }
-        loop {
-            if cursor.goto_next_sibling() {
-                continue 'walk;
-            }
-            if !cursor.goto_parent() {
-                break 'walk;
-            }
-        }
-    }
+        ControlFlow::<()>::Continue(())
+    });
     let tracked: Vec<String> = order
         .into_iter()
         .filter(|t| counts[t] >= 2 || flags.contains(t))

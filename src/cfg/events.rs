@@ -1,9 +1,12 @@
 //! Turn the calls inside one statement or condition into catalogue events.
 
+use std::ops::ControlFlow;
+
 use tree_sitter::Node as TsNode;
 
 use super::{AccessSite, AcquireSite, CallSite, Cfg, Event, EventKind, MapSite, Span};
 use crate::catalogue::{Api, Catalogue};
+use crate::syntax::preorder;
 
 /// What event extraction needs besides the node.
 pub struct EventCx<'a> {
@@ -91,10 +94,8 @@ fn receiving_variable(cx: &EventCx<'_>, call: TsNode<'_>) -> Option<String> {
 /// before the call that receives them). Sites are appended to `cfg`.
 pub fn collect(cx: &EventCx<'_>, node: TsNode<'_>, cfg: &mut Cfg) -> Vec<Event> {
     let mut found: Vec<(usize, usize, Event)> = Vec::new();
-    let mut cursor = node.walk();
     // Explicit pre-order walk: no recursion, so deep nesting cannot overflow.
-    'walk: loop {
-        let n = cursor.node();
+    preorder(node, |n| {
         match n.kind() {
             "call_expression" => {
                 if let Some(event) = call_event(cx, n, cfg) {
@@ -146,21 +147,8 @@ pub fn collect(cx: &EventCx<'_>, node: TsNode<'_>, cfg: &mut Cfg) -> Vec<Event> 
             }
             _ => {}
         }
-        if cursor.goto_first_child() {
-            continue;
-        }
-        loop {
-            if cursor.node().id() == node.id() {
-                break 'walk;
-            }
-            if cursor.goto_next_sibling() {
-                continue 'walk;
-            }
-            if !cursor.goto_parent() {
-                break 'walk;
-            }
-        }
-    }
+        ControlFlow::<()>::Continue(())
+    });
     found.sort_by_key(|(end, start, _)| (*end, std::cmp::Reverse(*start)));
     found.into_iter().map(|(_, _, e)| e).collect()
 }

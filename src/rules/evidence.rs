@@ -6,11 +6,14 @@
 //! only works if the copy fails fast instead of faulting, so it is evidence
 //! that page faults were meant to be disabled.
 
+use std::ops::ControlFlow;
+
 use tree_sitter::Node as TsNode;
 
 use super::RuleCx;
 use crate::cfg::Span;
 use crate::cfg::events::identifiers;
+use crate::syntax::preorder;
 
 /// How far the search for the test of a stored result goes.
 const MAX_LEVELS: usize = 4;
@@ -156,35 +159,19 @@ fn retry_in_branch(cx: &RuleCx<'_>, if_stmt: TsNode<'_>, negated: bool) -> Optio
     } else {
         if_stmt.child_by_field_name("consequence")?
     };
-    let mut cursor = branch.walk();
-    'walk: loop {
-        let n = cursor.node();
+    preorder(branch, |n| {
         if n.kind() == "identifier" && cx.catalogue.is_retry_code(&text(cx, n)) {
             let before = cx.text[..n.start_byte()]
                 .iter()
                 .rev()
                 .find(|b| !b.is_ascii_whitespace());
             if before == Some(&b'-') {
-                return Some(Span {
+                return ControlFlow::Break(Span {
                     start: cx.base + n.start_byte() - 1,
                     end: cx.base + n.end_byte(),
                 });
             }
         }
-        if cursor.goto_first_child() {
-            continue;
-        }
-        loop {
-            if cursor.node().id() == branch.id() {
-                break 'walk;
-            }
-            if cursor.goto_next_sibling() {
-                continue 'walk;
-            }
-            if !cursor.goto_parent() {
-                break 'walk;
-            }
-        }
-    }
-    None
+        ControlFlow::Continue(())
+    })
 }
