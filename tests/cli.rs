@@ -1,18 +1,8 @@
 //! The command line as users and CI see it: exit codes, formats, bad input.
 
-use std::process::Command;
+mod common;
 
-fn kmapcheck(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kmapcheck"))
-        .args(args)
-        .output()
-        .expect("binary runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::kmapcheck;
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("kmapcheck-cli-{name}-{}", std::process::id()));

@@ -1,21 +1,11 @@
 //! `.kmapcheck.toml` and rule selection through the binary: discovery,
 //! selection, severity, exclusion, extra API knowledge, and bad configs.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-fn kmapcheck(cwd: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kmapcheck"))
-        .current_dir(cwd)
-        .args(args)
-        .output()
-        .expect("binary runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use std::path::{Path, PathBuf};
+
+use common::kmapcheck_in as kmapcheck;
 
 fn project(name: &str, config: Option<&str>) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("kmapcheck-cfg-{name}-{}", std::process::id()));

@@ -4,24 +4,14 @@
 //! validation of real output: JSON against docs/json.schema.json, SARIF
 //! against the official SARIF 2.1.0 schema (tests/schemas/).
 
-use std::process::Command;
+mod common;
+
+use common::kmapcheck;
 
 use serde_json::Value;
 
 const MIXED: &str = "fixtures/report/mixed.c";
 const FORMATS: [&str; 6] = ["human", "gcc", "json", "sarif", "github", "gitlab"];
-
-fn kmapcheck(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kmapcheck"))
-        .args(args)
-        .output()
-        .expect("binary runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn format_output(format: &str, path: &str) -> String {
     let (code, out, err) = kmapcheck(&["--color", "never", "--format", format, path]);

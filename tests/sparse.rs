@@ -2,7 +2,7 @@
 //! command line (CHECKFLAGS then c_flags then the file, as
 //! scripts/Makefile.build's cmd_checksrc builds it for x86_64 in 6.12).
 
-use std::process::Command;
+mod common;
 
 /// What kbuild passes before the file, minus the long tail of -f/-m flags
 /// that add nothing a test of the convention needs beyond these.
@@ -74,19 +74,14 @@ const KBUILD_ARGS: &[&str] = &[
 ];
 
 fn check(file: &str, env: Option<(&str, &str)>) -> (i32, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kmapcheck"));
+    let mut cmd = common::command();
     cmd.args(KBUILD_ARGS)
         .arg(file)
         .env_remove("KMAPCHECK_SPARSE_EXIT");
     if let Some((k, v)) = env {
         cmd.env(k, v);
     }
-    let out = cmd.output().expect("binary runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::capture(&mut cmd)
 }
 
 #[test]

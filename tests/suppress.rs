@@ -1,19 +1,9 @@
 //! `kmapcheck: allow` comments through the binary, on fixtures/report/mixed.c:
 //! one directive with a reason, one without (silenced, but named on stderr).
 
-use std::process::Command;
+mod common;
 
-fn kmapcheck(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kmapcheck"))
-        .args(args)
-        .output()
-        .expect("binary runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::kmapcheck;
 
 #[test]
 fn suppressed_findings_are_gone_counted_and_reasonless_ones_named() {
