@@ -60,6 +60,7 @@ Examples:
   kmapcheck --select KM001 --min-severity error drivers/
   kmapcheck --write-baseline kmapcheck-baseline.json .
   kmapcheck --baseline kmapcheck-baseline.json .      only new findings
+  kmapcheck --fix mm/ | git apply             apply the offered fixes
   make C=2 CHECK=kmapcheck mm/                as kbuild's checker, like sparse
 
 Exit status: 0 no findings, 1 findings, 2 usage or fatal error."
@@ -91,6 +92,13 @@ pub struct Args {
     /// Report only findings that FILE (from --write-baseline) does not hold.
     #[arg(long, value_name = "FILE")]
     pub baseline: Option<PathBuf>,
+    /// Print the fixes of the findings that have one as a unified diff
+    /// (`git apply`-able) on stdout, instead of the report.
+    #[arg(long, conflicts_with = "fix_inplace")]
+    pub fix: bool,
+    /// Apply the fixes of the findings that have one to the files, then report.
+    #[arg(long)]
+    pub fix_inplace: bool,
     /// Print files, coverage and time per phase to stderr.
     #[arg(long)]
     pub stats: bool,

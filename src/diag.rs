@@ -37,6 +37,9 @@ pub struct Diagnostic {
     pub secondary: Vec<Label>,
     pub notes: Vec<String>,
     pub help: Option<String>,
+    /// Edits that fix the finding (`--fix`), on the original file; empty when
+    /// the rule cannot offer a fix that is safe to apply blindly.
+    pub fixes: Vec<crate::fix::Edit>,
 }
 
 /// Line starts of a file, for offset -> (line, column), both 1-based.

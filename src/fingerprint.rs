@@ -87,6 +87,7 @@ mod tests {
             secondary: vec![],
             notes: vec![],
             help: None,
+            fixes: Vec::new(),
         }
     }
 

@@ -13,6 +13,7 @@ pub mod dataflow;
 pub mod diag;
 pub mod driver;
 pub mod fingerprint;
+pub mod fix;
 pub mod parse;
 pub mod prefilter;
 pub mod preprocess;

@@ -13,7 +13,7 @@ use kmapcheck::cli::{Args, Color, Format};
 use kmapcheck::diag::Severity;
 use kmapcheck::driver::{self, RunResult};
 use kmapcheck::{
-    Analyzer, Options, baseline, config, report, rules, select, sparse_args, suppress,
+    Analyzer, Options, baseline, config, fix, report, rules, select, sparse_args, suppress,
 };
 
 fn main() -> ExitCode {
@@ -181,7 +181,19 @@ fn run(args: &Args, stdout: &mut dyn Write) -> Result<u8> {
         suppressed: suppression.suppressed,
         baselined,
     };
+    if args.fix || args.fix_inplace {
+        let fixed = write_fixes(&result.files, args.fix_inplace, stdout)?;
+        eprintln!(
+            "kmapcheck: {} {fixed} finding(s)",
+            if args.fix_inplace {
+                "fixed"
+            } else {
+                "offered fixes for"
+            }
+        );
+    }
     match args.format {
+        _ if args.fix => {}
         Format::Human => {
             let color = match args.color {
                 Color::Always => true,
@@ -217,6 +229,48 @@ fn run(args: &Args, stdout: &mut dyn Write) -> Result<u8> {
     Ok(u8::from(
         result.files.iter().any(|f| !f.diagnostics.is_empty()),
     ))
+}
+
+/// `--fix`: one unified diff of every file's fixes on `stdout`;
+/// `--fix-inplace`: the fixed files written back. Returns how many findings
+/// had a fix. A file whose fixes conflict is named and left alone.
+fn write_fixes(
+    files: &[driver::FileFindings],
+    inplace: bool,
+    stdout: &mut dyn Write,
+) -> Result<usize> {
+    let mut fixed = 0;
+    for file in files {
+        let with_fix: Vec<_> = file
+            .diagnostics
+            .iter()
+            .filter(|d| !d.fixes.is_empty())
+            .collect();
+        if with_fix.is_empty() {
+            continue;
+        }
+        let edits: Vec<fix::Edit> = with_fix
+            .iter()
+            .flat_map(|d| d.fixes.iter().cloned())
+            .collect();
+        let outcome = if inplace {
+            fix::apply(&file.source, &edits).map(|new| {
+                std::fs::write(&file.path, new)
+                    .with_context(|| format!("{}: cannot write the fixed file", file.path))
+            })
+        } else {
+            fix::unified_diff(&file.path, &file.source, &edits)
+                .map(|diff| stdout.write_all(diff.as_bytes()).map_err(Into::into))
+        };
+        match outcome {
+            Ok(written) => {
+                written?;
+                fixed += with_fix.len();
+            }
+            Err(conflict) => eprintln!("kmapcheck: {}: not fixed: {conflict}", file.path),
+        }
+    }
+    Ok(fixed)
 }
 
 fn file_timeout(seconds: f64) -> Result<Option<std::time::Duration>> {

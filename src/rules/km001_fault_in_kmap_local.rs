@@ -204,5 +204,6 @@ fn diagnostic(
             "wrap the access: `pagefault_disable(); {}(...); pagefault_enable();` and handle the failure",
             access.name
         )),
+        fixes: Vec::new(),
     }
 }

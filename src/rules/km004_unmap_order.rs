@@ -111,6 +111,7 @@ fn check(cx: &RuleCx<'_>) -> Vec<Diagnostic> {
                 inner.var.as_deref().unwrap_or("the inner mapping"),
                 outer.var.as_deref().unwrap_or("the outer mapping")
             )),
+            fixes: Vec::new(),
         });
     }
     out

@@ -88,6 +88,7 @@ fn check(cx: &RuleCx<'_>) -> Vec<Diagnostic> {
                     .to_owned(),
             ],
             help: Some(format!("call `{}({fix})`", call.name)),
+            fixes: Vec::new(),
         });
     }
     out

@@ -83,6 +83,7 @@ fn check(cx: &RuleCx<'_>) -> Vec<Diagnostic> {
                 family_unmap(map.family)
             )],
             help: Some(format!("call `{fix}({fix_arg})`")),
+            fixes: Vec::new(),
         });
     }
     out

@@ -202,5 +202,6 @@ fn diagnostic(cx: &RuleCx<'_>, node: u32, site: u16, doubt: Option<&str>) -> Dia
         }],
         notes,
         help: Some(format!("call `{release}` before this exit")),
+        fixes: Vec::new(),
     }
 }

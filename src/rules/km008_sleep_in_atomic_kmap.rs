@@ -113,6 +113,7 @@ fn check(cx: &RuleCx<'_>) -> Vec<Diagnostic> {
             secondary: vec![label],
             notes: Vec::new(),
             help: Some("move the call out of the region, or use a non-sleeping variant (GFP_ATOMIC, trylock)".to_owned()),
+            fixes: Vec::new(),
         });
     }
     out

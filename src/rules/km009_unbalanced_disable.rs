@@ -175,6 +175,7 @@ fn diagnostics(cx: &RuleCx<'_>, found: Vec<Unbalanced>) -> Vec<Diagnostic> {
                 "pair every disable with its enable on all paths, or annotate a deliberate helper with __acquires()"
                     .to_owned(),
             ),
+            fixes: Vec::new(),
         })
         .collect()
 }

@@ -79,6 +79,7 @@ fn check(cx: &RuleCx<'_>) -> Vec<Diagnostic> {
                 "wrap it in pagefault_disable()/pagefault_enable(), or use `{}()` if faulting is allowed here",
                 access.name.trim_start_matches('_').replace("_inatomic", "")
             )),
+            fixes: Vec::new(),
         });
     }
     out
