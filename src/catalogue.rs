@@ -148,7 +148,8 @@ pub struct ExtraApi {
 /// another: silently redefining `spin_lock` would change every finding.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "`{name}` is already in the built-in catalogue as {existing}; extra API may only add names"
+    "`{}` is already in the built-in catalogue as {existing}; extra API may only add names",
+    .name.escape_debug()
 )]
 pub struct MergeError {
     pub name: String,

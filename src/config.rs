@@ -62,7 +62,9 @@ pub enum ConfigError {
         line: usize,
         message: String,
     },
-    #[error("{path}: exclude pattern `{pattern}`: {message}")]
+    // User text is escaped: an error is one line, even for a pattern with a
+    // newline in it (found by fuzzing the config).
+    #[error("{path}: exclude pattern `{}`: {}", .pattern.escape_debug(), .message.escape_debug())]
     Glob {
         path: String,
         pattern: String,

@@ -8,7 +8,10 @@ use crate::rules::{RULES, Rule};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SelectError {
-    #[error("unknown rule `{0}` (see --list-rules for codes and type names)")]
+    #[error(
+        "unknown rule `{}` (see --list-rules for codes and type names)",
+        .0.escape_debug()
+    )]
     UnknownRule(String),
 }
 

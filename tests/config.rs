@@ -105,6 +105,14 @@ fn bad_configs_exit_2_with_one_line_naming_the_problem() {
             "[[api.access]]\ninatomic = false\nnames = [\"kunmap_local\"]\n",
             "`kunmap_local` is already in the built-in catalogue",
         ),
+        // User text with a newline stays on the error's one line (the first
+        // is the config fuzz target's crash input, reduced).
+        ("exclude = [\"*}\\n*\"]\n", "exclude pattern `*}\\n*`"),
+        ("[rules]\nselect = [\"KM\\n1\"]\n", "unknown rule `KM\\n1`"),
+        (
+            include_str!("regressions/config-multiline-glob-error.toml"),
+            "unopened alternate group",
+        ),
     ] {
         let dir = project("bad", Some(config));
         let (code, out, err) = kmapcheck(&dir, &["mm"]);
