@@ -72,6 +72,9 @@ pub struct Rule {
     pub name: &'static str,
     pub summary: &'static str,
     pub default_severity: Severity,
+    /// Runs without `--select`/config `select` naming it. Advisory rules
+    /// (KM011) are off by default and run only when selected.
+    pub default_enabled: bool,
     pub doc: &'static str,
     /// Files and functions without one of these names cannot trigger the
     /// rule: they feed the prefilter and the choice of bodies to parse.
@@ -88,6 +91,7 @@ macro_rules! declare_rule {
             name: $name:literal,
             summary: $summary:literal,
             default_severity: $sev:expr,
+            $(default_enabled: $enabled:expr,)?
             needs: $needs:expr,
             check: $check:expr $(,)?
         };
@@ -98,6 +102,11 @@ macro_rules! declare_rule {
             name: $name,
             summary: $summary,
             default_severity: $sev,
+            default_enabled: {
+                let enabled = true;
+                $(let enabled = $enabled;)?
+                enabled
+            },
             doc: concat!($($doc, "\n"),+),
             needs: $needs,
             check: $check,
@@ -176,6 +185,16 @@ impl Rule {
     pub fn type_name(&self) -> String {
         format!("KMAP_{}", self.name.to_ascii_uppercase().replace('-', "_"))
     }
+}
+
+/// The rules that run when nothing is selected: every rule not marked
+/// `default_enabled: false`.
+pub fn default_rules() -> Vec<&'static Rule> {
+    RULES
+        .iter()
+        .copied()
+        .filter(|r| r.default_enabled)
+        .collect()
 }
 
 pub fn by_code(code: &str) -> Option<&'static Rule> {
