@@ -433,6 +433,7 @@ impl Analyzer {
         let header = std::str::from_utf8(&src[span.header_start..span.body_start]).unwrap_or("");
         let cx = RuleCx {
             header,
+            source: src,
             catalogue: &self.catalogue,
             function: &span.name,
             tree: &tree,

@@ -11,6 +11,7 @@ pub mod km007_leaked_mapping;
 pub mod km008_sleep_in_atomic_kmap;
 pub mod km009_unbalanced_disable;
 pub mod km010_inatomic_with_faults_enabled;
+pub mod km011_conversion_advisor;
 pub mod unmap;
 
 use tree_sitter::Tree;
@@ -34,6 +35,9 @@ pub struct RuleCx<'a> {
     /// The function's header as written (annotations such as `__acquires()`
     /// are blank in `text`, and rules may need them).
     pub header: &'a str,
+    /// The whole original file (spans index it): rules that offer fixes
+    /// check the lines they edit as written, comments and directives included.
+    pub source: &'a [u8],
 }
 
 /// A class of catalogue names a rule needs to see before it can fire.
@@ -102,11 +106,8 @@ macro_rules! declare_rule {
             name: $name,
             summary: $summary,
             default_severity: $sev,
-            default_enabled: {
-                let enabled = true;
-                $(let enabled = $enabled;)?
-                enabled
-            },
+            // `true` unless the rule says otherwise.
+            default_enabled: true $(&& $enabled)?,
             doc: concat!($($doc, "\n"),+),
             needs: $needs,
             check: $check,
@@ -125,12 +126,13 @@ pub static RULES: &[&Rule] = &[
     &km008_sleep_in_atomic_kmap::KM008,
     &km009_unbalanced_disable::KM009,
     &km010_inatomic_with_faults_enabled::KM010,
+    &km011_conversion_advisor::KM011,
 ];
 
 /// When one bug triggers several rules at the same place, the most specific
 /// is reported once: earlier in this list wins.
 pub static SPECIFICITY: &[&str] = &[
-    "KM006", "KM005", "KM004", "KM001", "KM008", "KM010", "KM009", "KM007",
+    "KM006", "KM005", "KM004", "KM001", "KM008", "KM010", "KM009", "KM007", "KM011",
 ];
 
 /// Rank of a rule in [`SPECIFICITY`] (unknown codes last).
