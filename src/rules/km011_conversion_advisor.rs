@@ -380,6 +380,17 @@ fn check_order(
                 line()
             ),
         );
+        // The inner one too: converted alone, it would move to the local
+        // stack the dataflow follows apart, and KM004 would stop seeing the
+        // disorder that the kernel's one shared stack still has.
+        let outer = &cx.cfg.maps[usize::from(site)].name;
+        block(
+            &mut info[usize::from(t)],
+            format!(
+                "it outlives the `{outer}()` mapping it was made inside (unmapped at line {}): the mapping stack is not released in order",
+                line()
+            ),
+        );
     }
 }
 
