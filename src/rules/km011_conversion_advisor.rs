@@ -563,6 +563,19 @@ fn region(
             }
         ));
     }
+    let spans = members
+        .iter()
+        .map(|&s| maps[usize::from(s)].span)
+        .chain(unmaps.iter().copied());
+    let from = spans.clone().map(|s| s.start).min().unwrap_or(0);
+    let to = spans.map(|s| s.end).max().unwrap_or(from);
+    let indirect = indirect_calls(cx, from, to);
+    if !indirect.is_empty() {
+        notes.push(format!(
+            "the region calls `{}` through a pointer, which kmapcheck does not follow: check that the callee needs neither page faults nor preemption disabled",
+            indirect.join("`, `")
+        ));
+    }
     let no_insertion = site_infos().find_map(|i| i.no_insertion.clone());
     let outcome = match no_insertion {
         Some(why) if class != Class::Safe => Err(why),
@@ -592,6 +605,80 @@ fn region(
     }
     diag.notes = notes;
     diag
+}
+
+/// Calls in `from..to` (file offsets) through a function pointer: a
+/// parameter called by name (`op(vaddr, len)`, the parameter is in the
+/// header), a field (`ops->update(...)`) or a dereference (`(*fn)(...)`).
+/// Such a callee may rely on the region's atomicity, unseen.
+fn indirect_calls(cx: &RuleCx<'_>, from: usize, to: usize) -> Vec<String> {
+    let params = parameter_names(cx.header, cx.function);
+    let (from, to) = (from.saturating_sub(cx.base), to.saturating_sub(cx.base));
+    let mut out: Vec<String> = Vec::new();
+    crate::syntax::preorder(cx.tree.root_node(), |n| {
+        if n.kind() == "call_expression"
+            && from <= n.start_byte()
+            && n.end_byte() <= to
+            && let Some(function) = n.child_by_field_name("function")
+        {
+            let text = std::str::from_utf8(&cx.text[function.start_byte()..function.end_byte()])
+                .unwrap_or("");
+            let pointer = match function.kind() {
+                "identifier" => params.contains(&text),
+                "field_expression" | "parenthesized_expression" | "pointer_expression" => true,
+                _ => false,
+            };
+            let text: String = text.split_whitespace().collect();
+            if pointer && !out.contains(&text) {
+                out.push(text);
+            }
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    out
+}
+
+/// The names of the parameters in a function header: in each top-level
+/// parameter, the name in `(*name)` or else the last identifier
+/// (`void (*op)(void *, size_t)`, `xdr_skb_read_actor copy_actor`).
+fn parameter_names<'h>(header: &'h str, function: &str) -> Vec<&'h str> {
+    let Some(open) = header
+        .find(function)
+        .and_then(|at| header[at..].find('(').map(|p| at + p + 1))
+    else {
+        return Vec::new();
+    };
+    let mut names = Vec::new();
+    let (mut depth, mut start) = (0usize, open);
+    for (i, c) in header[open..].char_indices() {
+        let at = open + i;
+        let end = match c {
+            '(' => {
+                depth += 1;
+                None
+            }
+            ')' if depth == 0 => Some(at),
+            ')' => {
+                depth -= 1;
+                None
+            }
+            ',' if depth == 0 => Some(at),
+            _ => None,
+        };
+        if let Some(end) = end {
+            let param = &header[start..end];
+            let name = param
+                .find("(*")
+                .and_then(|p| crate::cfg::events::identifiers(&param[p..]).next())
+                .or_else(|| crate::cfg::events::identifiers(param).last());
+            names.extend(name);
+            if c == ')' {
+                break;
+            }
+            start = end + 1;
+        }
+    }
+    names
 }
 
 /// `copy_from_user()` or `copy_from_user()` and 2 more.
@@ -850,4 +937,27 @@ fn ancestors(root: TsNode<'_>, start: usize, end: usize) -> Vec<TsNode<'_>> {
         }
     }
     chain
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{has_directive, parameter_names};
+
+    #[test]
+    fn parameter_names_include_function_pointers_and_typedefs() {
+        let header = "static void dma_maint(struct page *page, size_t len,\n\tvoid (*op)(const void *, size_t, int), xdr_actor copy_actor)\n";
+        assert_eq!(
+            parameter_names(header, "dma_maint"),
+            ["page", "len", "op", "copy_actor"]
+        );
+        assert!(parameter_names("int f(void)", "g").is_empty());
+    }
+
+    #[test]
+    fn directives_are_found_only_at_line_starts() {
+        let src = b"a = kmap_atomic(p);\n  #ifdef X\nb();\n#endif\nc = x # y;\n";
+        assert!(has_directive(src, 0, src.len()));
+        let later = src.len() - "c = x # y;\n".len();
+        assert!(!has_directive(src, later, src.len()));
+    }
 }
