@@ -77,7 +77,10 @@ declare_rule! {
     /// ## Known limitations
     /// Calls into other functions are not followed: a helper called in the
     /// region that copies from user space or uses per-CPU data itself makes a
-    /// "safe" verdict wrong, so review the region before applying the fix.
+    /// "safe" verdict wrong, so review the region before applying the fix
+    /// (calls through a function pointer are named in the note). CPU-local
+    /// hardware state reached without a per-CPU API (cache maintenance
+    /// instructions in arch code) is invisible.
     /// Only the first arm of `#if` blocks is analyzed, so a region containing a
     /// preprocessor conditional gets no fix. A user access under a
     /// `pagefault_disable()` of its own, and a per-CPU use under a spinlock,
