@@ -1,7 +1,5 @@
 use std::ops::Range;
 
-use tree_sitter::Node as TsNode;
-
 use super::unmap::call_name;
 use super::{Needle, RuleCx, declare_rule, events};
 use crate::catalogue::{MapFamily, Reliance};
@@ -190,6 +188,7 @@ fn check(cx: &RuleCx<'_>) -> Vec<Diagnostic> {
     if atomic.is_empty() {
         return Vec::new();
     }
+    let lines = Lines::new(cx);
     let mut info: Vec<SiteInfo> = (0..maps.len()).map(|_| SiteInfo::default()).collect();
     let whole_function = if !cx.cfg.complete || !cx.facts.converged {
         Some("the function did not parse completely, so its paths are not known".to_owned())
@@ -222,7 +221,7 @@ fn check(cx: &RuleCx<'_>) -> Vec<Diagnostic> {
                     }
                 }
                 // Line numbers only for messages: counted when needed.
-                let line = || line_of(cx, event.span.start);
+                let line = || lines.at(event.span.start);
                 // Ending another kind of mapping on some path, or ending
                 // nothing on some path and a mapping it does not name (the
                 // innermost, by default) on another: which mapping this
@@ -347,7 +346,13 @@ fn check(cx: &RuleCx<'_>) -> Vec<Diagnostic> {
             .copied()
             .filter(|&s| find(&mut group, usize::from(s)) == root)
             .collect();
-        out.push(region(cx, &info, &members, whole_function.as_deref()));
+        out.push(region(
+            cx,
+            &lines,
+            &info,
+            &members,
+            whole_function.as_deref(),
+        ));
     }
     out
 }
@@ -433,14 +438,43 @@ fn union(group: &mut [usize], a: usize, b: usize) {
     }
 }
 
-fn line_of(cx: &RuleCx<'_>, offset: usize) -> usize {
-    let end = offset.min(cx.source.len());
-    memchr::memchr_iter(b'\n', &cx.source[..end]).count() + 1
+/// Line numbers for messages, counted only when a message needs one: the
+/// function's first line once (lazily), then within the body. Counting
+/// from the file's start for every message would be quadratic on a file
+/// of many regions.
+struct Lines<'a> {
+    source: &'a [u8],
+    base: usize,
+    base_line: std::cell::OnceCell<usize>,
+}
+
+impl<'a> Lines<'a> {
+    fn new(cx: &RuleCx<'a>) -> Self {
+        Self {
+            source: cx.source,
+            base: cx.base.min(cx.source.len()),
+            base_line: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The 1-based line of a file offset.
+    fn at(&self, offset: usize) -> usize {
+        let count = |from: usize, to: usize| {
+            memchr::memchr_iter(b'\n', &self.source[from..to.max(from)]).count()
+        };
+        let base_line = *self.base_line.get_or_init(|| count(0, self.base) + 1);
+        let offset = offset.min(self.source.len());
+        if offset < self.base {
+            return count(0, offset) + 1;
+        }
+        base_line + count(self.base, offset)
+    }
 }
 
 /// The finding for one region: atomic sites `members` that share unmaps.
 fn region(
     cx: &RuleCx<'_>,
+    lines: &Lines<'_>,
     info: &[SiteInfo],
     members: &[u16],
     whole_function: Option<&str>,
@@ -582,7 +616,7 @@ fn region(
     let no_insertion = site_infos().find_map(|i| i.no_insertion.clone());
     let outcome = match no_insertion {
         Some(why) if class != Class::Safe => Err(why),
-        _ => fixes(cx, members, &unmaps, class),
+        _ => fixes(cx, lines, members, &unmaps, class),
     };
     match outcome {
         Ok(edits) => {
@@ -697,6 +731,7 @@ fn names(uses: &[(String, Span)]) -> String {
 /// The edits of a conversion, or why none is offered.
 fn fixes(
     cx: &RuleCx<'_>,
+    lines: &Lines<'_>,
     members: &[u16],
     unmaps: &[Span],
     class: Class,
@@ -726,7 +761,7 @@ fn fixes(
         let map = &maps[usize::from(s)];
         edits.push(rename(map.span, &map.name)?);
         if !after_map.is_empty() {
-            let (last, declaration) = map_statement_end(cx, map.span)?;
+            let (last, declaration) = map_statement_end(cx, lines, map.span)?;
             let mut at = line_end(src, last - 1);
             // Declarations, a blank line, then code (checkpatch's "Missing a
             // blank line after declarations"): the new lines open the code.
@@ -745,7 +780,7 @@ fn fixes(
         edits.push(rename(span, &name)?);
         if !before_unmap.is_empty() {
             let stmt = statement(cx, span, false)
-                .map_err(|why| format!("`{name}()` at line {} {why}", line_of(cx, span.start)))?;
+                .map_err(|why| format!("`{name}()` at line {} {why}", lines.at(span.start)))?;
             edits.push(insert_lines(
                 src,
                 line_start(src, stmt.start),
@@ -802,8 +837,12 @@ fn has_directive(src: &[u8], from: usize, to: usize) -> bool {
 /// or of the declarations that directly follow a declaring map (code after
 /// them would mix declarations and code, which kbuild warns about).
 /// Also says whether the map declares its variable.
-fn map_statement_end(cx: &RuleCx<'_>, call: Span) -> Result<(usize, bool), String> {
-    let line = line_of(cx, call.start);
+fn map_statement_end(
+    cx: &RuleCx<'_>,
+    lines: &Lines<'_>,
+    call: Span,
+) -> Result<(usize, bool), String> {
+    let line = lines.at(call.start);
     let stmt = statement(cx, call, true).map_err(|why| format!("the map at line {line} {why}"))?;
     let mut end = stmt.end;
     if stmt.declaration {
@@ -845,7 +884,7 @@ struct Statement {
 /// in a `{ }` block; else why a line cannot be put beside it.
 fn statement(cx: &RuleCx<'_>, call: Span, map: bool) -> Result<Statement, String> {
     let local = |o: usize| o.saturating_sub(cx.base);
-    let chain = ancestors(cx.tree.root_node(), local(call.start), local(call.end));
+    let chain = crate::syntax::ancestors(cx.tree.root_node(), local(call.start), local(call.end));
     let Some(at) = chain.iter().rposition(|n| {
         n.kind() == "call_expression"
             && n.start_byte() == local(call.start)
@@ -910,36 +949,6 @@ fn statement(cx: &RuleCx<'_>, call: Span, map: bool) -> Result<Statement, String
         declaration,
         following_declarations,
     })
-}
-
-/// The nodes from `root` down to the smallest one covering `start..end`,
-/// found by descending with a cursor: `Node::parent()` costs the depth on
-/// every call, and asking it per level would be quadratic.
-fn ancestors(root: TsNode<'_>, start: usize, end: usize) -> Vec<TsNode<'_>> {
-    let mut chain = vec![root];
-    let mut cursor = root.walk();
-    loop {
-        if cursor.goto_first_child_for_byte(start).is_none() {
-            break;
-        }
-        // The first child ending after `start`; it or a sibling may cover the range.
-        let mut found = false;
-        loop {
-            let node = cursor.node();
-            if node.start_byte() <= start && end <= node.end_byte() {
-                chain.push(node);
-                found = true;
-                break;
-            }
-            if node.start_byte() > start || !cursor.goto_next_sibling() {
-                break;
-            }
-        }
-        if !found {
-            break;
-        }
-    }
-    chain
 }
 
 #[cfg(test)]
