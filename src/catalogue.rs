@@ -30,6 +30,16 @@ pub enum ContextKind {
     Mmap,
 }
 
+/// What code inside a `kmap_atomic()` region may rely on besides the
+/// mapping (queries/api/atomicity.toml; KM011 reads it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reliance {
+    /// Preemption disabled: per-CPU state, preempt-count tests.
+    Preempt,
+    /// Page faults disabled: fault-count tests (user accesses are `Access`).
+    Pagefault,
+}
+
 /// The meaning of one API name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Api {
@@ -46,6 +56,8 @@ pub enum Api {
     Sleep,
     /// May sleep when an argument holds a blocking GFP flag.
     SleepWithGfp,
+    /// Relies on the preemption or page-fault disabling of an atomic context.
+    Relies(Reliance),
 }
 
 /// A lock group and what it forbids; `arg_contains` restricts a generic call
@@ -61,6 +73,25 @@ pub struct ContextRef {
 #[serde(deny_unknown_fields)]
 struct MapsFile {
     map: Vec<MapEntry>,
+    /// Atomic map/unmap name -> its kmap_local equivalent (KM011).
+    #[serde(default)]
+    local_equivalent: HashMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AtomicityFile {
+    preempt: RelianceEntry,
+    pagefault: RelianceEntry,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RelianceEntry {
+    names: Vec<String>,
+    prefixes: Vec<String>,
+    #[serde(default)]
+    kept_by: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -157,7 +188,7 @@ pub struct MergeError {
 }
 
 /// The built-in catalogue sources, in load order: (file name, text).
-pub const BUILTIN: [(&str, &str); 6] = [
+pub const BUILTIN: [(&str, &str); 7] = [
     (
         "queries/api/maps.toml",
         include_str!("../queries/api/maps.toml"),
@@ -182,6 +213,10 @@ pub const BUILTIN: [(&str, &str); 6] = [
         "queries/api/macros.toml",
         include_str!("../queries/api/macros.toml"),
     ),
+    (
+        "queries/api/atomicity.toml",
+        include_str!("../queries/api/atomicity.toml"),
+    ),
 ];
 
 /// Everything the pipeline knows about kernel APIs.
@@ -201,13 +236,22 @@ pub struct Catalogue {
     pub definition_wrappers: Vec<String>,
     /// GFP flags that let an allocator sleep.
     pub blocking_gfp: Vec<String>,
+    /// Atomic map/unmap name -> kmap_local equivalent (KM011's fixes).
+    pub local_equivalent: HashMap<String, String>,
+    /// Name prefixes that mean [`Api::Relies`] (`this_cpu_`), checked when
+    /// a name is not in the table.
+    reliance_prefixes: Vec<(String, Api)>,
+    /// Lock groups whose holding keeps preemption off by itself (indexes
+    /// into `group_names`): a per-CPU use under them does not rely on a
+    /// kmap_atomic().
+    pub keeps_preempt_off: Vec<u16>,
 }
 
 impl Catalogue {
     /// The catalogue compiled into the binary.
     pub fn builtin() -> Result<Self> {
         let mut cat = Catalogue::default();
-        let [maps, uaccess, context, sleep, iterators, macros] = BUILTIN;
+        let [maps, uaccess, context, sleep, iterators, macros, atomicity] = BUILTIN;
         cat.load_maps(parse(maps)?);
         cat.load_uaccess(parse(uaccess)?);
         cat.load_context(parse(context)?);
@@ -219,6 +263,8 @@ impl Catalogue {
         cat.bare_annotations = m.bare;
         cat.annotations_with_args = m.with_args;
         cat.definition_wrappers = m.definition_wrappers;
+        cat.load_atomicity(parse(atomicity)?)
+            .context("queries/api/atomicity.toml: invalid catalogue")?;
         Ok(cat)
     }
 
@@ -257,7 +303,37 @@ impl Catalogue {
         Ok(())
     }
 
+    /// After context.toml: `kept_by` names its lock groups.
+    fn load_atomicity(&mut self, file: AtomicityFile) -> Result<()> {
+        for (entry, reliance) in [
+            (file.preempt, Reliance::Preempt),
+            (file.pagefault, Reliance::Pagefault),
+        ] {
+            for name in entry.names {
+                self.apis.insert(name, Api::Relies(reliance));
+            }
+            for prefix in entry.prefixes {
+                self.reliance_prefixes.push((prefix, Api::Relies(reliance)));
+            }
+            anyhow::ensure!(
+                reliance == Reliance::Preempt || entry.kept_by.is_empty(),
+                "kept_by: only [preempt] names lock groups"
+            );
+            for group in &entry.kept_by {
+                let index = self
+                    .group_names
+                    .iter()
+                    .position(|n| n == group)
+                    .and_then(|g| u16::try_from(g).ok())
+                    .with_context(|| format!("kept_by: no context group `{group}`"))?;
+                self.keeps_preempt_off.push(index);
+            }
+        }
+        Ok(())
+    }
+
     fn load_maps(&mut self, file: MapsFile) {
+        self.local_equivalent = file.local_equivalent;
         for entry in file.map {
             for name in entry.names {
                 self.apis.insert(name, Api::Map(entry.family));
@@ -333,7 +409,12 @@ impl Catalogue {
 
     /// What a called name means, if the catalogue knows it.
     pub fn lookup(&self, name: &str) -> Option<&Api> {
-        self.apis.get(name)
+        self.apis.get(name).or_else(|| {
+            self.reliance_prefixes
+                .iter()
+                .find(|(prefix, _)| name.starts_with(prefix.as_str()))
+                .map(|(_, api)| api)
+        })
     }
 
     /// Names of every map call of `family`: the prefilter's needles.
@@ -376,6 +457,8 @@ fn describe(api: &Api) -> &'static str {
         Api::Release(_) => "an mmap_lock release",
         Api::Sleep => "a call that may sleep",
         Api::SleepWithGfp => "an allocation that may sleep",
+        Api::Relies(Reliance::Preempt) => "a per-CPU use",
+        Api::Relies(Reliance::Pagefault) => "a page-fault-count test",
     }
 }
 
@@ -413,6 +496,36 @@ mod tests {
         assert!(cat.lookup("copy_from_user_nofault").is_none());
         assert!(cat.is_iterator("list_for_each_entry_safe"));
         assert!(cat.is_retry_code("ENOENT"));
+    }
+
+    #[test]
+    fn atomic_names_have_local_equivalents_of_the_local_family() {
+        let cat = Catalogue::builtin().unwrap();
+        assert_eq!(
+            cat.lookup("this_cpu_inc"),
+            Some(&Api::Relies(Reliance::Preempt))
+        );
+        assert_eq!(
+            cat.lookup("smp_processor_id"),
+            Some(&Api::Relies(Reliance::Preempt))
+        );
+        assert!(cat.lookup("this_cpu").is_none());
+        assert!(!cat.keeps_preempt_off.is_empty());
+        assert_eq!(cat.local_equivalent["kmap_atomic"], "kmap_local_page");
+        for (atomic, local) in &cat.local_equivalent {
+            let (from, to) = (cat.lookup(atomic), cat.lookup(local));
+            let ok = matches!(
+                (from, to),
+                (
+                    Some(Api::Map(MapFamily::Atomic)),
+                    Some(Api::Map(MapFamily::Local))
+                ) | (
+                    Some(Api::Unmap(MapFamily::Atomic)),
+                    Some(Api::Unmap(MapFamily::Local))
+                )
+            );
+            assert!(ok, "{atomic} -> {local}: not an atomic -> local pair");
+        }
     }
 
     #[test]

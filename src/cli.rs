@@ -26,6 +26,7 @@ pub enum Format {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum MinSeverity {
+    Note,
     Warning,
     Error,
 }
@@ -33,6 +34,7 @@ pub enum MinSeverity {
 impl From<MinSeverity> for Severity {
     fn from(m: MinSeverity) -> Self {
         match m {
+            MinSeverity::Note => Severity::Note,
             MinSeverity::Warning => Severity::Warning,
             MinSeverity::Error => Severity::Error,
         }
@@ -63,7 +65,8 @@ Examples:
   kmapcheck --fix mm/ | git apply             apply the offered fixes
   make C=2 CHECK=kmapcheck mm/                as kbuild's checker, like sparse
 
-Exit status: 0 no findings, 1 findings, 2 usage or fatal error."
+Exit status: 0 no findings (or notes only: notes are advice), 1 errors or
+warnings, 2 usage or fatal error."
 )]
 pub struct Args {
     /// Files or directories to check (.c and .h files); default: the current directory.
@@ -80,7 +83,7 @@ pub struct Args {
     /// Do not run these rules (codes or type names, comma-separated).
     #[arg(long, value_name = "RULES", value_delimiter = ',')]
     pub ignore: Vec<String>,
-    /// Report only findings of this severity or higher.
+    /// Report only findings of this severity or higher (default: all, notes included).
     #[arg(long, value_enum, value_name = "SEVERITY")]
     pub min_severity: Option<MinSeverity>,
     /// Read this config file instead of looking for .kmapcheck.toml upward from the paths.

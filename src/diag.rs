@@ -7,6 +7,9 @@ use crate::cfg::Span;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// Advice, not a bug (KM011's conversion notes): shown, but a run with
+    /// only notes exits 0.
+    Note,
     Warning,
     Error,
 }
@@ -16,7 +19,14 @@ impl Severity {
         match self {
             Severity::Error => "error",
             Severity::Warning => "warning",
+            Severity::Note => "note",
         }
+    }
+
+    /// Does a finding of this severity make the run fail (exit 1)? Notes
+    /// are advice: they never do.
+    pub fn fails_run(self) -> bool {
+        self >= Severity::Warning
     }
 }
 

@@ -195,9 +195,10 @@ pub struct Analyzer {
 }
 
 impl Analyzer {
-    /// An analyzer with the built-in catalogue and every rule.
+    /// An analyzer with the built-in catalogue and the rules enabled by
+    /// default (what a run without `--select` gets).
     pub fn new() -> Result<Self> {
-        Self::with_rules(rules::RULES.to_vec())
+        Self::with_rules(rules::default_rules())
     }
 
     pub fn with_rules(rules: Vec<&'static Rule>) -> Result<Self> {
@@ -432,6 +433,7 @@ impl Analyzer {
         let header = std::str::from_utf8(&src[span.header_start..span.body_start]).unwrap_or("");
         let cx = RuleCx {
             header,
+            source: src,
             catalogue: &self.catalogue,
             function: &span.name,
             tree: &tree,

@@ -226,8 +226,13 @@ fn run(args: &Args, stdout: &mut dyn Write) -> Result<u8> {
     if args.strict && !result.problems.is_empty() {
         return Ok(2);
     }
+    // Notes are advice (KM011): they are reported, but do not fail the run.
     Ok(u8::from(
-        result.files.iter().any(|f| !f.diagnostics.is_empty()),
+        result
+            .files
+            .iter()
+            .flat_map(|f| &f.diagnostics)
+            .any(|d| d.severity.fails_run()),
     ))
 }
 
@@ -294,7 +299,7 @@ struct Dropped {
 
 /// `--list-rules`: a table whose columns fit their longest entry.
 fn list_rules() -> String {
-    let rows: Vec<[String; 5]> = rules::RULES
+    let rows: Vec<[String; 6]> = rules::RULES
         .iter()
         .map(|r| {
             [
@@ -302,12 +307,14 @@ fn list_rules() -> String {
                 r.name.to_owned(),
                 r.type_name(),
                 r.default_severity.as_str().to_owned(),
+                // Off by default: runs only when named by --select or config.
+                if r.default_enabled { "on" } else { "off" }.to_owned(),
                 r.summary.to_owned(),
             ]
         })
         .collect();
-    let header = ["CODE", "NAME", "TYPE", "SEVERITY", "SUMMARY"].map(str::to_owned);
-    let widths: Vec<usize> = (0..4)
+    let header = ["CODE", "NAME", "TYPE", "SEVERITY", "DEFAULT", "SUMMARY"].map(str::to_owned);
+    let widths: Vec<usize> = (0..5)
         .map(|i| {
             rows.iter()
                 .chain([&header])
@@ -321,7 +328,7 @@ fn list_rules() -> String {
         for (cell, width) in row.iter().zip(&widths) {
             out.push_str(&format!("{cell:<width$}  "));
         }
-        out.push_str(&row[4]);
+        out.push_str(&row[5]);
         out.push('\n');
     }
     out
@@ -333,7 +340,11 @@ fn summary(result: &RunResult) -> String {
         .clone()
         .filter(|d| d.severity == Severity::Error)
         .count();
-    let warnings = all.filter(|d| d.severity == Severity::Warning).count();
+    let warnings = all
+        .clone()
+        .filter(|d| d.severity == Severity::Warning)
+        .count();
+    let notes = all.filter(|d| d.severity == Severity::Note).count();
     // Every problem line is an input that was not checked: say so, so that a
     // clean summary is never printed over an incomplete scan.
     let skipped = if result.problems.is_empty() {
@@ -345,7 +356,7 @@ fn summary(result: &RunResult) -> String {
         )
     };
     format!(
-        "kmapcheck: {errors} error(s), {warnings} warning(s) in {} file(s) checked{skipped}",
+        "kmapcheck: {errors} error(s), {warnings} warning(s), {notes} note(s) in {} file(s) checked{skipped}",
         result.stats.files_seen - result.stats.files_skipped
     )
 }

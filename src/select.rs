@@ -29,7 +29,8 @@ pub fn resolve(name: &str) -> Result<&'static Rule, SelectError> {
 /// What the user asked for, from the config file and the command line.
 #[derive(Debug, Default)]
 pub struct Request<'a> {
-    /// `None`: every rule. The command line's list replaces the config's.
+    /// `None`: every rule enabled by default (not KM011). The command
+    /// line's list replaces the config's.
     pub select: Option<&'a [String]>,
     /// Both lists apply: the config's and the command line's.
     pub ignore: Vec<&'a str>,
@@ -47,7 +48,7 @@ pub struct Selection {
 impl Selection {
     pub fn new(request: &Request<'_>) -> Result<Self, SelectError> {
         let mut enabled: Vec<&'static Rule> = match request.select {
-            None => RULES.to_vec(),
+            None => crate::rules::default_rules(),
             Some(names) => {
                 let mut rules = Vec::new();
                 for name in names {
@@ -72,7 +73,7 @@ impl Selection {
         Ok(Self {
             enabled,
             overrides,
-            min_severity: request.min_severity.unwrap_or(Severity::Warning),
+            min_severity: request.min_severity.unwrap_or(Severity::Note),
         })
     }
 
@@ -122,6 +123,7 @@ mod tests {
         .unwrap();
         assert!(s.rules().is_empty());
         let all = Selection::new(&Request::default()).unwrap();
-        assert_eq!(all.rules().len(), RULES.len());
+        assert_eq!(all.rules().len(), crate::rules::default_rules().len());
+        assert!(all.rules().iter().all(|r| r.default_enabled));
     }
 }

@@ -33,6 +33,36 @@ pub fn preorder<'t, B>(
     }
 }
 
+/// The nodes from `root` down to the smallest one covering `start..end`,
+/// found by descending with a cursor: `Node::parent()` costs the depth on
+/// every call, and asking it per level would be quadratic.
+pub fn ancestors(root: Node<'_>, start: usize, end: usize) -> Vec<Node<'_>> {
+    let mut chain = vec![root];
+    let mut cursor = root.walk();
+    loop {
+        if cursor.goto_first_child_for_byte(start).is_none() {
+            break;
+        }
+        // The first child ending after `start`; it or a sibling may cover the range.
+        let mut found = false;
+        loop {
+            let node = cursor.node();
+            if node.start_byte() <= start && end <= node.end_byte() {
+                chain.push(node);
+                found = true;
+                break;
+            }
+            if node.start_byte() > start || !cursor.goto_next_sibling() {
+                break;
+            }
+        }
+        if !found {
+            break;
+        }
+    }
+    chain
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,5 +87,17 @@ mod tests {
             }
         });
         assert_eq!(first, Some(2));
+    }
+
+    #[test]
+    fn ancestors_descend_to_the_smallest_covering_node() {
+        let mut parser = crate::parse::new_parser();
+        let tree = parser.parse("{ if (x) { a(b); } }", None).unwrap();
+        let call = 11..15;
+        let chain = ancestors(tree.root_node(), call.start, call.end);
+        let kinds: Vec<&str> = chain.iter().map(|n| n.kind()).collect();
+        assert_eq!(kinds.last(), Some(&"call_expression"), "{kinds:?}");
+        assert!(kinds.contains(&"if_statement"), "{kinds:?}");
+        assert_eq!(kinds[0], "translation_unit");
     }
 }

@@ -168,3 +168,45 @@ fn gcc_and_github_print_one_line_per_finding() {
         assert_eq!(out.lines().count(), findings, "{format}");
     }
 }
+
+/// Notes (KM011's advice) in every format: their own level, valid against
+/// both schemas, dropped by `--min-severity warning`, and exit 0.
+#[test]
+fn notes_have_their_level_in_every_format_and_exit_zero() {
+    const CASE: &str = "fixtures/KM011/percpu.c";
+    let expected = [
+        ("human", "note[KM011]: "),
+        ("gcc", ": note: "),
+        ("json", "\"severity\": \"note\""),
+        ("sarif", "\"level\": \"note\""),
+        ("github", "::notice file="),
+        ("gitlab", "\"severity\": \"info\""),
+    ];
+    for (format, marker) in expected {
+        let (code, out, err) = kmapcheck(&[
+            "--color", "never", "--select", "KM011", "--format", format, CASE,
+        ]);
+        assert_eq!(code, 0, "{format}: notes alone exit 0\n{err}");
+        assert!(out.contains(marker), "{format}: no `{marker}` in\n{out}");
+        assert!(err.contains(", 3 note(s)"), "{format}: summary {err}");
+        if format == "json" || format == "sarif" {
+            let schema = if format == "json" {
+                "docs/json.schema.json"
+            } else {
+                "tests/schemas/sarif-schema-2.1.0.json"
+            };
+            let doc: Value = serde_json::from_str(&out).unwrap();
+            assert_valid(&validator(schema), &doc, format);
+        }
+    }
+    let (code, out, _) = kmapcheck(&[
+        "--select",
+        "KM011",
+        "--min-severity",
+        "warning",
+        "--format",
+        "gcc",
+        CASE,
+    ]);
+    assert_eq!((code, out.as_str()), (0, ""));
+}

@@ -478,3 +478,49 @@ fn unreadable_files_and_directories_are_named_even_as_root() {
     assert_skipped(&r, "locked_dir", "Permission denied");
     assert!(r.stdout.contains("seed.c"), "{}", r.stdout);
 }
+
+/// KM011 is off by default, so the tests above do not run it: the same
+/// hostile shapes with every rule on. A region under 10,000 nested blocks
+/// fits half a rayon stack; 3,000 functions with a region each (fixes,
+/// line numbers) and one function with 60 regions stay fast.
+#[test]
+fn km011_on_deep_nesting_and_many_regions() {
+    let all = || Analyzer::with_rules(kmapcheck::rules::RULES.to_vec()).unwrap();
+    let region =
+        "\tp = kmap_atomic(pg);\n\tif (copy_from_user(p, u, 4))\n\t\tr = 1;\n\tkunmap_atomic(p);\n";
+    let depth = 10_000;
+    let deep = format!(
+        "int f(void)\n{{\n{}{region}{}}}\n",
+        "{".repeat(depth),
+        "}".repeat(depth)
+    );
+    let report = std::thread::Builder::new()
+        .stack_size(1 << 20)
+        .spawn(move || all().check_source(deep.as_bytes()))
+        .unwrap()
+        .join()
+        .expect("no stack overflow");
+    assert!(report.limit.is_none(), "{:?}", report.limit);
+    assert!(report.diagnostics.iter().any(|d| d.code == "KM011"));
+
+    let n = 3_000;
+    let many: String = (0..n)
+        .map(|i| {
+            format!("int f{i}(void)\n{{\n\tvoid *p;\n\tint r = 0;\n\n{region}\treturn r;\n}}\n")
+        })
+        .collect();
+    let wide = format!("int g(void)\n{{\n{}\treturn r;\n}}\n", region.repeat(60));
+    for (name, src, notes) in [("many", many, n), ("wide", wide, 1)] {
+        let start = Instant::now();
+        let report = all().check_source(src.as_bytes());
+        let elapsed = start.elapsed();
+        let km011: Vec<_> = report
+            .diagnostics
+            .iter()
+            .filter(|d| d.code == "KM011")
+            .collect();
+        // "wide": one region, since every unmap may end the one map site.
+        assert!(km011.len() >= notes, "{name}: {} notes", km011.len());
+        assert!(elapsed < Duration::from_secs(20), "{name}: {elapsed:?}");
+    }
+}

@@ -4,7 +4,9 @@ use std::ops::ControlFlow;
 
 use tree_sitter::Node as TsNode;
 
-use super::{AccessSite, AcquireSite, CallSite, Cfg, Event, EventKind, MapSite, Span};
+use super::{
+    AccessSite, AcquireSite, CallSite, Cfg, Event, EventKind, MapSite, RelianceSite, Span,
+};
 use crate::catalogue::{Api, Catalogue};
 use crate::syntax::preorder;
 
@@ -269,6 +271,15 @@ fn call_event(cx: &EventCx<'_>, call: TsNode<'_>, cfg: &mut Cfg) -> Option<Event
                 return None;
             }
             sleep_event(cx, call, name, cfg)
+        }
+        Api::Relies(on) => {
+            let site = u32::try_from(cfg.relies.len()).unwrap_or(u32::MAX);
+            cfg.relies.push(RelianceSite {
+                name: name.to_owned(),
+                on: *on,
+                span,
+            });
+            EventKind::Relies { site }
         }
         Api::FaultDisable => EventKind::FaultDisable,
         Api::FaultEnable => EventKind::FaultEnable,

@@ -8,7 +8,7 @@ pub mod build;
 pub mod dump;
 pub mod events;
 
-use crate::catalogue::{ContextKind, MapFamily};
+use crate::catalogue::{ContextKind, MapFamily, Reliance};
 
 pub type NodeId = u32;
 
@@ -115,6 +115,11 @@ pub enum EventKind {
     Handoff {
         site: u16,
     },
+    /// A call that relies on preemption or page faults being disabled
+    /// (per-CPU state, context tests); `site` indexes `Cfg::relies`.
+    Relies {
+        site: u32,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -145,6 +150,14 @@ pub struct MapSite {
 #[derive(Clone, Debug)]
 pub struct CallSite {
     pub name: String,
+    pub span: Span,
+}
+
+/// A call that relies on the atomicity of its context (atomicity.toml).
+#[derive(Clone, Debug)]
+pub struct RelianceSite {
+    pub name: String,
+    pub on: Reliance,
     pub span: Span,
 }
 
@@ -189,6 +202,7 @@ pub struct Cfg {
     pub acquires: Vec<AcquireSite>,
     pub accesses: Vec<AccessSite>,
     pub sleeps: Vec<CallSite>,
+    pub relies: Vec<RelianceSite>,
     pub conds: Vec<CondInfo>,
     /// False when part of the body did not parse, nesting was too deep, or a
     /// `goto` had no label: the graph is an approximation.

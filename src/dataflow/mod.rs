@@ -121,10 +121,11 @@ fn transfer(
 ) -> Vec<Fact> {
     let mut facts = state.facts.clone();
     for (index, event) in cfg.node(id).events.iter().enumerate() {
+        // Map events are observed too: KM011 asks what was live when a
+        // mapping was made (is it nested in another region?).
         if !matches!(
             event.kind,
             EventKind::Forget { .. }
-                | EventKind::Map { .. }
                 | EventKind::Acquire { .. }
                 | EventKind::Handoff { .. }
                 | EventKind::SetCond { .. }
@@ -170,7 +171,7 @@ fn apply(cfg: &Cfg, event: &EventKind, fact: &mut Fact) {
                 *fact = updated;
             }
         }
-        EventKind::Access { .. } | EventKind::Sleep { .. } => {}
+        EventKind::Access { .. } | EventKind::Sleep { .. } | EventKind::Relies { .. } => {}
     }
 }
 

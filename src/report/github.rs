@@ -31,6 +31,7 @@ pub fn render(files: &[FileFindings]) -> String {
         let command = match l.diag.severity {
             Severity::Error => "error",
             Severity::Warning => "warning",
+            Severity::Note => "notice",
         };
         let mut message = format!("{} (in function `{}`)", l.diag.message, l.diag.function);
         for (label, (line, col)) in l.diag.secondary.iter().zip(&l.secondary) {

@@ -52,10 +52,11 @@ pub fn render(files: &[FileFindings]) -> String {
                 ),
                 categories: ["Bug Risk"],
                 // GitLab's scale is info < minor < major < critical < blocker;
-                // a possible deadlock is critical, a suspicion major.
+                // a possible deadlock is critical, a suspicion major, advice info.
                 severity: match l.diag.severity {
                     Severity::Error => "critical",
                     Severity::Warning => "major",
+                    Severity::Note => "info",
                 },
                 fingerprint,
                 location: Location {

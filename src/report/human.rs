@@ -27,6 +27,7 @@ pub fn render(files: &[FileFindings], color: bool) -> Vec<u8> {
             let severity = match d.severity {
                 Severity::Error => CsSeverity::Error,
                 Severity::Warning => CsSeverity::Warning,
+                Severity::Note => CsSeverity::Note,
             };
             let mut labels = vec![
                 CsLabel::primary(id, d.primary.span.start..d.primary.span.end)

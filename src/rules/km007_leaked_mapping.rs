@@ -121,14 +121,11 @@ fn check(cx: &RuleCx<'_>) -> Vec<Diagnostic> {
 /// the `if` may be infeasible.
 fn guarded_apart(cx: &RuleCx<'_>, unmap: Span, map: Span) -> bool {
     let local = |offset: usize| offset.saturating_sub(cx.base);
-    let Some(mut node) = cx
-        .tree
-        .root_node()
-        .descendant_for_byte_range(local(unmap.start), local(unmap.end))
-    else {
-        return false;
-    };
-    while let Some(parent) = node.parent() {
+    // Root to unmap by a cursor descent: `Node::parent()` per level was
+    // quadratic in the nesting depth (tests/hostile.rs, KM011's case).
+    let chain = crate::syntax::ancestors(cx.tree.root_node(), local(unmap.start), local(unmap.end));
+    for pair in chain.windows(2).rev() {
+        let (parent, node) = (pair[0], pair[1]);
         if parent.kind() == "if_statement"
             && parent
                 .child_by_field_name("condition")
@@ -142,7 +139,6 @@ fn guarded_apart(cx: &RuleCx<'_>, unmap: Span, map: Span) -> bool {
             // is the author saying the mapping may not exist.
             return !holds_map && !exits(node);
         }
-        node = parent;
     }
     false
 }

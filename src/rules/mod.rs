@@ -11,6 +11,7 @@ pub mod km007_leaked_mapping;
 pub mod km008_sleep_in_atomic_kmap;
 pub mod km009_unbalanced_disable;
 pub mod km010_inatomic_with_faults_enabled;
+pub mod km011_conversion_advisor;
 pub mod unmap;
 
 use tree_sitter::Tree;
@@ -34,6 +35,9 @@ pub struct RuleCx<'a> {
     /// The function's header as written (annotations such as `__acquires()`
     /// are blank in `text`, and rules may need them).
     pub header: &'a str,
+    /// The whole original file (spans index it): rules that offer fixes
+    /// check the lines they edit as written, comments and directives included.
+    pub source: &'a [u8],
 }
 
 /// A class of catalogue names a rule needs to see before it can fire.
@@ -72,6 +76,9 @@ pub struct Rule {
     pub name: &'static str,
     pub summary: &'static str,
     pub default_severity: Severity,
+    /// Runs without `--select`/config `select` naming it. Advisory rules
+    /// (KM011) are off by default and run only when selected.
+    pub default_enabled: bool,
     pub doc: &'static str,
     /// Files and functions without one of these names cannot trigger the
     /// rule: they feed the prefilter and the choice of bodies to parse.
@@ -88,6 +95,7 @@ macro_rules! declare_rule {
             name: $name:literal,
             summary: $summary:literal,
             default_severity: $sev:expr,
+            $(default_enabled: $enabled:expr,)?
             needs: $needs:expr,
             check: $check:expr $(,)?
         };
@@ -98,6 +106,8 @@ macro_rules! declare_rule {
             name: $name,
             summary: $summary,
             default_severity: $sev,
+            // `true` unless the rule says otherwise.
+            default_enabled: true $(&& $enabled)?,
             doc: concat!($($doc, "\n"),+),
             needs: $needs,
             check: $check,
@@ -116,12 +126,13 @@ pub static RULES: &[&Rule] = &[
     &km008_sleep_in_atomic_kmap::KM008,
     &km009_unbalanced_disable::KM009,
     &km010_inatomic_with_faults_enabled::KM010,
+    &km011_conversion_advisor::KM011,
 ];
 
 /// When one bug triggers several rules at the same place, the most specific
 /// is reported once: earlier in this list wins.
 pub static SPECIFICITY: &[&str] = &[
-    "KM006", "KM005", "KM004", "KM001", "KM008", "KM010", "KM009", "KM007",
+    "KM006", "KM005", "KM004", "KM001", "KM008", "KM010", "KM009", "KM007", "KM011",
 ];
 
 /// Rank of a rule in [`SPECIFICITY`] (unknown codes last).
@@ -176,6 +187,16 @@ impl Rule {
     pub fn type_name(&self) -> String {
         format!("KMAP_{}", self.name.to_ascii_uppercase().replace('-', "_"))
     }
+}
+
+/// The rules that run when nothing is selected: every rule not marked
+/// `default_enabled: false`.
+pub fn default_rules() -> Vec<&'static Rule> {
+    RULES
+        .iter()
+        .copied()
+        .filter(|r| r.default_enabled)
+        .collect()
 }
 
 pub fn by_code(code: &str) -> Option<&'static Rule> {
