@@ -90,7 +90,7 @@ declare_rule! {
     /// helper is never fixed.
     pub static KM011 = Rule {
         code: "KM011",
-        name: "kmap-atomic-conversion",
+        name: "atomic-conversion",
         summary: "a kmap_atomic() region that can be converted to kmap_local_page() (advice, off by default)",
         default_severity: Severity::Note,
         default_enabled: false,
