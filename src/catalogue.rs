@@ -46,6 +46,9 @@ pub enum Api {
     Sleep,
     /// May sleep when an argument holds a blocking GFP flag.
     SleepWithGfp,
+    /// Uses per-CPU state (`smp_processor_id()`, `this_cpu_ptr()`): needs
+    /// preemption off (queries/api/percpu.toml).
+    PerCpu,
 }
 
 /// A lock group and what it forbids; `arg_contains` restricts a generic call
@@ -115,6 +118,14 @@ struct SleepFile {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct PercpuFile {
+    percpu: Vec<String>,
+    pin: Vec<String>,
+    unpin: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct IteratorsFile {
     contains: Vec<String>,
     names: Vec<String>,
@@ -156,7 +167,7 @@ pub struct MergeError {
 }
 
 /// The built-in catalogue sources, in load order: (file name, text).
-pub const BUILTIN: [(&str, &str); 6] = [
+pub const BUILTIN: [(&str, &str); 7] = [
     (
         "queries/api/maps.toml",
         include_str!("../queries/api/maps.toml"),
@@ -181,6 +192,10 @@ pub const BUILTIN: [(&str, &str); 6] = [
         "queries/api/macros.toml",
         include_str!("../queries/api/macros.toml"),
     ),
+    (
+        "queries/api/percpu.toml",
+        include_str!("../queries/api/percpu.toml"),
+    ),
 ];
 
 /// Everything the pipeline knows about kernel APIs.
@@ -200,13 +215,16 @@ pub struct Catalogue {
     pub definition_wrappers: Vec<String>,
     /// GFP flags that let an allocator sleep.
     pub blocking_gfp: Vec<String>,
+    /// Calls that pin the task to its CPU (`migrate_disable()`) and their ends.
+    pub cpu_pin: Vec<String>,
+    pub cpu_unpin: Vec<String>,
 }
 
 impl Catalogue {
     /// The catalogue compiled into the binary.
     pub fn builtin() -> Result<Self> {
         let mut cat = Catalogue::default();
-        let [maps, uaccess, context, sleep, iterators, macros] = BUILTIN;
+        let [maps, uaccess, context, sleep, iterators, macros, percpu] = BUILTIN;
         cat.load_maps(parse(maps)?);
         cat.load_uaccess(parse(uaccess)?);
         cat.load_context(parse(context)?);
@@ -218,6 +236,12 @@ impl Catalogue {
         cat.bare_annotations = m.bare;
         cat.annotations_with_args = m.with_args;
         cat.definition_wrappers = m.definition_wrappers;
+        let p: PercpuFile = parse(percpu)?;
+        for name in p.percpu {
+            cat.apis.insert(name, Api::PerCpu);
+        }
+        cat.cpu_pin = p.pin;
+        cat.cpu_unpin = p.unpin;
         Ok(cat)
     }
 
@@ -375,6 +399,7 @@ fn describe(api: &Api) -> &'static str {
         Api::Release(_) => "an mmap_lock release",
         Api::Sleep => "a call that may sleep",
         Api::SleepWithGfp => "an allocation that may sleep",
+        Api::PerCpu => "a per-CPU access",
     }
 }
 

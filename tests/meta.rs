@@ -74,7 +74,7 @@ fn no_api_name_has_two_meanings_in_the_catalogue() {
 
 /// Names listed under keys that name calls (not prose, not codes).
 fn collect_call_names(value: &toml::Value, out: &mut Vec<String>) {
-    const CALL_KEYS: [&str; 10] = [
+    const CALL_KEYS: [&str; 13] = [
         "names",
         "sleeps",
         "sleeps_with_gfp",
@@ -85,6 +85,9 @@ fn collect_call_names(value: &toml::Value, out: &mut Vec<String>) {
         "acquire",
         "release",
         "bare",
+        "percpu",
+        "pin",
+        "unpin",
     ];
     match value {
         toml::Value::Table(t) => {

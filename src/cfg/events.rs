@@ -270,6 +270,14 @@ fn call_event(cx: &EventCx<'_>, call: TsNode<'_>, cfg: &mut Cfg) -> Option<Event
             }
             sleep_event(cx, call, name, cfg)
         }
+        Api::PerCpu => {
+            let call_index = u32::try_from(cfg.percpu.len()).unwrap_or(u32::MAX);
+            cfg.percpu.push(CallSite {
+                name: name.to_owned(),
+                span,
+            });
+            EventKind::PerCpu { call: call_index }
+        }
         Api::FaultDisable => EventKind::FaultDisable,
         Api::FaultEnable => EventKind::FaultEnable,
         Api::Acquire(ctx) => {

@@ -115,6 +115,10 @@ pub enum EventKind {
     Handoff {
         site: u16,
     },
+    /// A per-CPU access; `call` indexes `Cfg::percpu`.
+    PerCpu {
+        call: u32,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -189,6 +193,8 @@ pub struct Cfg {
     pub acquires: Vec<AcquireSite>,
     pub accesses: Vec<AccessSite>,
     pub sleeps: Vec<CallSite>,
+    /// Per-CPU accesses (`smp_processor_id()`, `this_cpu_ptr()`).
+    pub percpu: Vec<CallSite>,
     pub conds: Vec<CondInfo>,
     /// False when part of the body did not parse, nesting was too deep, or a
     /// `goto` had no label: the graph is an approximation.
