@@ -302,11 +302,25 @@ impl Parser<'_> {
         while let Some(line) = self.line(self.at) {
             if !line.starts_with(b"@@ ") {
                 // Lines a hunk header promised fewer of: the counts are wrong.
-                let looks_like_content = (line.starts_with(b"+") && !line.starts_with(b"+++ "))
-                    || (line.starts_with(b"-")
-                        && !line.starts_with(b"--- ")
-                        && line != b"-- "
-                        && line != b"--");
+                // A run of content-like lines after a hunk is an overrun when
+                // it holds a change or runs into the next hunk; a trailing
+                // context-like line alone (mail text) is not.
+                let is_content = |l: &[u8]| {
+                    (l.starts_with(b"+") && !l.starts_with(b"+++ "))
+                        || (l.starts_with(b"-")
+                            && !l.starts_with(b"--- ")
+                            && l != b"-- "
+                            && l != b"--")
+                        || l.starts_with(b" ")
+                };
+                let mut end = self.at;
+                let mut changes = false;
+                while let Some(l) = self.line(end).filter(|l| is_content(l)) {
+                    changes |= !l.starts_with(b" ");
+                    end += 1;
+                }
+                let into_hunk = self.line(end).is_some_and(|l| l.starts_with(b"@@ "));
+                let looks_like_content = end > self.at && (changes || into_hunk);
                 if looks_like_content && !file.hunks.is_empty() {
                     let header = file.hunks.last().map_or(0, |h| h.header_line);
                     return fail(

@@ -99,9 +99,12 @@ pub fn commits(dir: &Path, spec: &str) -> Result<Vec<Commit>, String> {
     Ok(commits)
 }
 
-/// The commit as a format-patch mail (its C files only).
+/// The commit as a mail, as `git format-patch` writes it, with the diff of
+/// its C files only. (`git show`, not format-patch: with a pathspec,
+/// `format-patch -1` would pick the last commit touching C files instead;
+/// `git show` prints nothing for a commit that touches none.)
 pub fn commit_patch(dir: &Path, commit: &Commit) -> Result<Vec<u8>, String> {
-    let mut args = vec!["format-patch", "-1", "--stdout", "--no-signature"];
+    let mut args = vec!["show", "--format=email", "--stat", "--patch"];
     args.extend(DIFF_OPTIONS);
     args.push(&commit.id);
     args.extend(C_FILES);

@@ -212,6 +212,34 @@ pub fn check(
     Ok(checked)
 }
 
+/// The findings a change from `pre` to `post` introduces in the file `path`,
+/// every function counted as changed (tests check fixed post-images with it).
+pub fn check_images(analyzer: &Analyzer, path: &str, pre: &[u8], post: &[u8]) -> Vec<Diagnostic> {
+    let lines = memchr::memchr_iter(b'\n', post).count() + 1;
+    let images = Images {
+        pre: pre.to_vec(),
+        post: post.to_vec(),
+        changed: (0..lines).collect(),
+        ..Images::default()
+    };
+    let mut scratch = Checked {
+        name: String::new(),
+        input: Vec::new(),
+        files: Vec::new(),
+        lines_checked: 0,
+        notes: Vec::new(),
+        stats: RunStats::default(),
+    };
+    analyze(
+        analyzer,
+        path,
+        &images,
+        false,
+        Options::default(),
+        &mut scratch,
+    )
+}
+
 /// The post-image findings of one file that the patch introduced, in the
 /// functions it changed.
 fn analyze(

@@ -53,8 +53,9 @@ declare_rule! {
     /// Only the per-CPU calls themselves are seen: a CPU number or per-CPU
     /// pointer computed before the region and used inside it is not. A
     /// `migrate_disable()` is trusted anywhere before the use. The fix wraps
-    /// the statements holding per-CPU calls; uses of the result in later
-    /// statements must be moved inside by hand.
+    /// the statements holding per-CPU calls and the plain statements after
+    /// them that use what they assigned; a use past a branch or a `return`
+    /// must be moved inside by hand.
     pub static KM003 = Rule {
         code: "KM003",
         name: "conversion-drops-preempt-disable",
@@ -186,10 +187,55 @@ fn fix(cx: &RuleCx<'_>, uses: &[Use]) -> Vec<crate::fix::Edit> {
     if statements.iter().any(|(_, b)| b != block) {
         return Vec::new();
     }
+    let end = extend_over_uses(cx, &statements).unwrap_or(last.end);
     wrap_fix(
         cx,
-        first.start..last.end,
+        first.start..end,
         "preempt_disable();",
         "preempt_enable();",
     )
+}
+
+/// `s = per_cpu_ptr(.., smp_processor_id());` hands out a per-CPU pointer
+/// that the next statements use: the protected section must run to the
+/// last of the following sibling statements that names a variable the
+/// wrapped statements assign. Only plain expression statements are crossed
+/// (a `return`, `goto` or branch must not leave preemption disabled).
+fn extend_over_uses(
+    cx: &RuleCx<'_>,
+    statements: &[(std::ops::Range<usize>, usize)],
+) -> Option<usize> {
+    let root = cx.tree.root_node();
+    let mut assigned: Vec<String> = Vec::new();
+    for (range, _) in statements {
+        let text = String::from_utf8_lossy(&cx.text[range.clone()]);
+        if let Some((left, right)) = text.split_once('=')
+            && !right.starts_with('=')
+        {
+            let name = left.trim();
+            if crate::cfg::events::is_plain_identifier(name) {
+                assigned.push(name.to_owned());
+            }
+        }
+    }
+    let (last, _) = statements.last()?;
+    let mut node = root.descendant_for_byte_range(last.start, last.end)?;
+    while node.kind() != "expression_statement" {
+        node = node.parent()?;
+    }
+    let mut end = None;
+    let mut next = node.next_named_sibling();
+    while let Some(sibling) = next {
+        let plain = sibling.kind() == "expression_statement"
+            && crate::fix::alone_on_lines(cx.text, sibling.start_byte(), sibling.end_byte());
+        if !plain {
+            break;
+        }
+        let text = String::from_utf8_lossy(&cx.text[sibling.start_byte()..sibling.end_byte()]);
+        if crate::cfg::events::identifiers(&text).any(|t| assigned.iter().any(|a| a == t)) {
+            end = Some(sibling.end_byte());
+        }
+        next = sibling.next_named_sibling();
+    }
+    end
 }
