@@ -206,6 +206,8 @@ fn rebuild(file: &FileDiff, side: Side) -> Rebuilt {
         hunk_starts: Vec::new(),
     };
     let mut depth = 0usize;
+    // The function the text so far leaves open, when known by name.
+    let mut open_function: Option<String> = None;
     for hunk in &file.hunks {
         let lines: Vec<&Line> = hunk
             .lines
@@ -235,17 +237,20 @@ fn rebuild(file: &FileDiff, side: Side) -> Rebuilt {
         } else {
             0
         };
-        let header = inside.then(|| {
-            format!(
-                "void {}(void) {}",
-                function_name(&hunk.section, hunk.header_line),
-                "{".repeat(open)
-            )
-        });
+        let name = function_name(&hunk.section, hunk.header_line);
+        // A later hunk of the function the previous one left open (git names
+        // it in the section; a diff without sections says nothing): one
+        // function, its unseen lines padded, so a mapping in one hunk and
+        // the access in the next stay on one graph.
+        let continues = depth > 0
+            && inside
+            && (hunk.section.is_empty() || open_function.as_deref() == Some(name.as_str()));
+        let header = inside.then(|| format!("void {name}(void) {}", "{".repeat(open)));
         let close = "}".repeat(depth);
         let mut pad: Vec<String> = vec![String::new(); gap];
         match (gap, header) {
             (0, _) => {} // no room: an adjacent hunk continues the same code
+            _ if continues => {}
             (1, h) => {
                 pad[0] = format!("{close} {}", h.unwrap_or_default());
                 depth = open;
@@ -255,6 +260,9 @@ fn rebuild(file: &FileDiff, side: Side) -> Rebuilt {
                 pad[gap - 1] = h.unwrap_or_default();
                 depth = open;
             }
+        }
+        if inside && !continues && gap > 0 {
+            open_function = Some(name);
         }
         for p in pad {
             out.text.extend_from_slice(p.trim().as_bytes());
@@ -272,6 +280,19 @@ fn rebuild(file: &FileDiff, side: Side) -> Rebuilt {
                 .push((side == Side::New).then_some(line.patch_line));
         }
         depth = usize::try_from(isize::try_from(depth).unwrap_or(0) + net).unwrap_or(0);
+        if !inside && depth > 0 {
+            // The hunk opened a function itself: its header is the last
+            // unindented line naming a call.
+            open_function = lines
+                .iter()
+                .rev()
+                .map(|l| String::from_utf8_lossy(&l.text))
+                .find(|t| t.contains('(') && !t.starts_with(char::is_whitespace))
+                .map(|t| function_name(&t, hunk.header_line));
+        }
+        if depth == 0 {
+            open_function = None;
+        }
     }
     if depth > 0 {
         out.text.extend("}".repeat(depth).as_bytes());
@@ -296,15 +317,17 @@ fn function_name(section: &str, header_line: usize) -> String {
     format!("hunk_at_patch_line_{header_line}")
 }
 
-/// Kernel style: code inside a function is indented; top-level lines are not.
+/// Kernel style: code inside a function is indented; top-level lines are
+/// not. The first line that is not blank or comment decides.
 fn starts_inside_function(lines: &[&Line]) -> bool {
-    let first = lines
-        .iter()
-        .map(|l| l.text.as_slice())
-        .find(|t| t.iter().any(|b| !b.is_ascii_whitespace()));
-    first.is_some_and(|t| {
-        matches!(t.first(), Some(b' ' | b'\t' | b'}')) && !t.trim_ascii_start().starts_with(b"*")
-    })
+    let first = lines.iter().map(|l| l.text.as_slice()).find(|t| {
+        let code = t.trim_ascii();
+        !code.is_empty()
+            && !code.starts_with(b"*")
+            && !code.starts_with(b"/*")
+            && !code.starts_with(b"//")
+    });
+    first.is_some_and(|t| matches!(t.first(), Some(b' ' | b'\t' | b'}')))
 }
 
 /// (lowest running depth, net depth) of the braces in `lines`, outside
@@ -396,6 +419,21 @@ mod tests {
         assert_eq!(images.changed, vec![2, 2, 10]);
         let pre = String::from_utf8(images.pre).unwrap();
         assert_eq!(pre.lines().nth(2), Some("\tx = kmap_atomic(p);"));
+    }
+
+    #[test]
+    fn hunks_of_one_function_stay_one_function() {
+        // difflib-style hunks: no section; the second starts with a comment.
+        let p = "--- a/f.c\n+++ b/f.c\n@@ -3,2 +3,2 @@\n \tint ret;\n-\tx = kmap_atomic(p);\n+\tx = kmap_local_page(p);\n@@ -10,3 +10,3 @@\n \t * comment\n-\tkunmap_atomic(x);\n+\tkunmap_local(x);\n }\n";
+        let file = &parse(p.as_bytes()).unwrap()[0].files[0];
+        let post = String::from_utf8(from_hunks(file).post).unwrap();
+        assert_eq!(post.matches("(void)").count(), 1, "{post}");
+        assert!(
+            post.lines()
+                .nth(1)
+                .is_some_and(|l| l.starts_with("void hunk_at_patch_line_3(void) {"))
+        );
+        assert!(!post.lines().any(|l| l.trim() == "}}"), "{post}");
     }
 
     #[test]

@@ -118,6 +118,11 @@ pub const LIMITED_NOTE: &str = "context was limited to the patch's hunks (no tre
 pub const PRE_EXISTING_NOTE: &str =
     "pre-existing: the same finding is in the pre-image, so this patch did not introduce it";
 
+/// Rules about what holds when a function returns (a mapping leaked, a
+/// disable left unbalanced): from hunks alone, the release is often in the
+/// lines the patch did not show, so their findings would be noise.
+const NEEDS_WHOLE_FUNCTION: [&str; 2] = ["KM007", "KM009"];
+
 fn is_c_source(path: &str) -> bool {
     path.ends_with(".c") || path.ends_with(".h")
 }
@@ -281,6 +286,9 @@ fn analyze(
     let mut out = Vec::new();
     for mut d in post_report.diagnostics {
         if !changed.iter().any(|r| r.contains(&d.primary.span.start)) {
+            continue;
+        }
+        if limited && NEEDS_WHOLE_FUNCTION.contains(&d.code) {
             continue;
         }
         let known = before
