@@ -276,16 +276,28 @@ impl Analyzer {
         report
     }
 
-    /// Patch mode: the summary of every analyzed function of a pre-image.
-    pub fn summarize_pre_image(&self, src: &[u8]) -> rules::conversion::PreImages {
-        let mut out = rules::conversion::PreImages::default();
-        let mut stats = FileStats::default();
-        // A time limit leaves the summary partial: KM002/KM003 then see fewer
-        // conversions, never wrong ones.
-        let _ = self.for_each_function(src, &mut stats, &mut |cx, span| {
-            out.insert(span.name.clone(), rules::conversion::summarize(cx));
-        });
-        out
+    /// Patch mode, on a pre-image: [`Analyzer::check_source`] and, in the
+    /// same pass, the summary of every analyzed function (KM002/KM003 read
+    /// it on the post-image).
+    pub fn check_pre_image(&self, src: &[u8]) -> (FileReport, rules::conversion::PreImages) {
+        let mut summaries = rules::conversion::PreImages::default();
+        let mut report = FileReport::default();
+        let mut diagnostics = Vec::new();
+        // A time limit leaves both partial: the caller names the limit.
+        report.limit = self
+            .for_each_function(src, &mut report.stats, &mut |cx, span| {
+                summaries.insert(span.name.clone(), rules::conversion::summarize(cx));
+                for rule in &self.rules {
+                    diagnostics.extend((rule.check)(cx));
+                }
+            })
+            .err();
+        report.diagnostics = diagnostics;
+        report
+            .diagnostics
+            .sort_by_key(|d| (d.primary.span.start, rules::specificity(d.code)));
+        report.diagnostics.dedup_by_key(|d| d.primary.span.start);
+        (report, summaries)
     }
 
     /// The CFG of every analyzed function, as text (`--dump-cfg`).

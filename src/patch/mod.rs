@@ -255,9 +255,17 @@ fn analyze(
     options: Options,
     checked: &mut Checked,
 ) -> Vec<Diagnostic> {
-    let pre_report = analyzer.check_source(&images.pre);
-    let summaries = analyzer.summarize_pre_image(&images.pre);
-    let post_report = analyzer.check_patched_source(&images.post, &summaries);
+    // Only the changed functions (and their pre-image namesakes) are
+    // analysed: the others' bodies are blanked, same length, so the
+    // prefilter skips them and every offset stays true.
+    let changed = changed_functions(analyzer, images);
+    let names: Vec<&str> = changed.iter().map(|f| f.name.as_str()).collect();
+    let pre = masked(analyzer, &images.pre, |f| names.contains(&f.name.as_str()));
+    let post = masked(analyzer, &images.post, |f| {
+        changed.iter().any(|c| c.body_start == f.body_start)
+    });
+    let (pre_report, summaries) = analyzer.check_pre_image(&pre);
+    let post_report = analyzer.check_patched_source(&post, &summaries);
     for report in [&pre_report, &post_report] {
         if let Some(limit) = &report.limit {
             checked
@@ -275,7 +283,6 @@ fn analyze(
     stats.parse_errors += s.parse_errors;
     stats.times.add(&s.times);
 
-    let changed = changed_functions(analyzer, images);
     // Fingerprints leave line numbers out: moving a finding is not introducing it.
     let mut before: HashMap<String, usize> = HashMap::new();
     for d in &pre_report.diagnostics {
@@ -285,7 +292,10 @@ fn analyze(
     }
     let mut out = Vec::new();
     for mut d in post_report.diagnostics {
-        if !changed.iter().any(|r| r.contains(&d.primary.span.start)) {
+        if !changed
+            .iter()
+            .any(|f| (f.header_start..f.body_end).contains(&d.primary.span.start))
+        {
             continue;
         }
         if limited && NEEDS_WHOLE_FUNCTION.contains(&d.code) {
@@ -309,9 +319,14 @@ fn analyze(
     out
 }
 
-/// Byte ranges of the post-image functions that hold a changed line.
-fn changed_functions(analyzer: &Analyzer, images: &Images) -> Vec<std::ops::Range<usize>> {
-    let (pre, _) = preprocess::lexical_arms(&images.post, preprocess::Arms::First, &[]);
+/// The functions a source defines (found as the pipeline finds them).
+fn functions(analyzer: &Analyzer, src: &[u8]) -> Vec<parse::FunctionSpan> {
+    let (pre, _) = preprocess::lexical_arms(src, preprocess::Arms::First, &[]);
+    parse::find_functions(&pre, analyzer.catalogue())
+}
+
+/// The post-image functions that hold a changed line.
+fn changed_functions(analyzer: &Analyzer, images: &Images) -> Vec<parse::FunctionSpan> {
     let mut starts = vec![0usize];
     starts.extend(memchr::memchr_iter(b'\n', &images.post).map(|i| i + 1));
     let offsets: Vec<usize> = images
@@ -319,11 +334,29 @@ fn changed_functions(analyzer: &Analyzer, images: &Images) -> Vec<std::ops::Rang
         .iter()
         .filter_map(|&l| starts.get(l).copied())
         .collect();
-    parse::find_functions(&pre, analyzer.catalogue())
+    functions(analyzer, &images.post)
         .into_iter()
-        .map(|f| f.header_start..f.body_end)
-        .filter(|r| offsets.iter().any(|o| r.contains(o)))
+        .filter(|f| {
+            offsets
+                .iter()
+                .any(|o| (f.header_start..f.body_end).contains(o))
+        })
         .collect()
+}
+
+/// `src` with the body of every function `keep` refuses blanked to `{ }`
+/// and spaces (newlines kept): same length, same lines.
+fn masked(analyzer: &Analyzer, src: &[u8], keep: impl Fn(&parse::FunctionSpan) -> bool) -> Vec<u8> {
+    let mut out = src.to_vec();
+    for f in functions(analyzer, src).iter().filter(|f| !keep(f)) {
+        let inner = (f.body_start + 1)..f.body_end.saturating_sub(1).max(f.body_start + 1);
+        for b in out.get_mut(inner).into_iter().flatten() {
+            if *b != b'\n' {
+                *b = b' ';
+            }
+        }
+    }
+    out
 }
 
 /// The findings of `checked` in the shape the checkpatch reporter prints:
