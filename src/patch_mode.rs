@@ -51,6 +51,11 @@ fn read_patch(path: &Path) -> Result<(String, Vec<u8>)> {
     // Reading a FIFO would block forever: only regular files.
     let meta = std::fs::metadata(path).with_context(|| format!("{shown}: cannot read"))?;
     anyhow::ensure!(meta.is_file(), "{shown}: not a regular file");
+    anyhow::ensure!(
+        meta.len() <= kmapcheck::driver::MAX_FILE_BYTES,
+        "{shown}: over the {} MiB input limit",
+        kmapcheck::driver::MAX_FILE_BYTES >> 20
+    );
     let input = std::fs::read(path).with_context(|| format!("{shown}: cannot read"))?;
     Ok((shown, input))
 }

@@ -58,6 +58,17 @@ fn content(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\n").unwrap_or(line)
 }
 
+/// How far (in lines) a hunk is searched for around the line its header
+/// names. `git apply` searches the whole file; the bound keeps a hostile
+/// patch of many unmatched hunks from costing lines x hunks.
+const MAX_OFFSET: usize = 20_000;
+
+/// Rebuilt images put each line at its header's line number; beyond this
+/// a header is hostile (it would pad gigabytes of blank lines), and lines
+/// are placed right after the previous hunk instead. The largest kernel
+/// source has well under a million lines.
+const MAX_LINE: usize = 4_000_000;
+
 /// The hunk's old side matches `pre` at line `at`.
 fn matches_at(pre: &[&[u8]], at: usize, old: &[&Line]) -> bool {
     at + old.len() <= pre.len()
@@ -84,7 +95,7 @@ fn locate(pre: &[&[u8]], hunk: &Hunk, from: usize, shift: isize) -> Option<usize
         return None;
     }
     let expected = expected.clamp(from, last);
-    let max = (expected - from).max(last - expected);
+    let max = (expected - from).max(last - expected).min(MAX_OFFSET);
     (0..=max).find_map(|d| {
         [expected.checked_sub(d), expected.checked_add(d)]
             .into_iter()
@@ -167,7 +178,9 @@ pub fn from_hunks(file: &FileDiff) -> Images {
     };
     let mut line = 0usize;
     for hunk in &file.hunks {
-        line = line.max(hunk.new_start.saturating_sub(1));
+        if hunk.new_start <= MAX_LINE {
+            line = line.max(hunk.new_start.saturating_sub(1));
+        }
         for l in &hunk.lines {
             match l.kind {
                 LineKind::Context => line += 1,
@@ -223,11 +236,15 @@ fn rebuild(file: &FileDiff, side: Side) -> Rebuilt {
         if lines.is_empty() {
             continue;
         }
-        let start = match side {
+        let stated = match side {
             Side::Old => hunk.old_start,
             Side::New => hunk.new_start,
+        };
+        let start = if stated > MAX_LINE {
+            0
+        } else {
+            stated.saturating_sub(1)
         }
-        .saturating_sub(1)
         .max(out.origin.len());
         let gap = start - out.origin.len();
         let (min, _) = brace_depths(&lines);
@@ -434,6 +451,15 @@ mod tests {
                 .is_some_and(|l| l.starts_with("void hunk_at_patch_line_3(void) {"))
         );
         assert!(!post.lines().any(|l| l.trim() == "}}"), "{post}");
+    }
+
+    #[test]
+    fn hostile_line_numbers_do_not_pad_gigabytes() {
+        let p = "--- a/f.c\n+++ b/f.c\n@@ -999999999,1 +999999999,1 @@\n-a\n+b\n";
+        let file = &parse(p.as_bytes()).unwrap()[0].files[0];
+        let images = from_hunks(file);
+        assert!(images.post.len() < 16 && images.pre.len() < 16);
+        assert_eq!(images.changed, vec![0, 0]);
     }
 
     #[test]
