@@ -285,3 +285,22 @@ fn git_modes_read_commits_the_index_and_the_working_tree() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// checkpatch runs from the tree the patch applies to: so does patch mode
+/// when the current directory holds the patched files.
+#[test]
+fn the_current_directory_is_the_default_tree_when_it_holds_the_files() {
+    let tree = Path::new("fixtures/patch/tree");
+    let patch = std::fs::canonicalize("fixtures/patch/evidence_errors.patch").unwrap();
+    let patch = patch.to_string_lossy();
+    let (code, stdout, stderr) =
+        common::kmapcheck_in(tree, &["--patch", &patch, "--format", "gcc"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(!stderr.contains("hunks"), "the tree was not used: {stderr}");
+    let with_tree =
+        std::fs::read_to_string("fixtures/patch/expected/evidence_errors.patch.gcc").unwrap();
+    assert_eq!(stdout, with_tree);
+    // Elsewhere, the hunks alone, and stderr says so.
+    let (_, _, stderr) = common::kmapcheck(&["--patch", &patch, "--format", "gcc"]);
+    assert!(stderr.contains("only the hunks were analysed"), "{stderr}");
+}
