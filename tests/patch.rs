@@ -304,3 +304,38 @@ fn the_current_directory_is_the_default_tree_when_it_holds_the_files() {
     let (_, _, stderr) = common::kmapcheck(&["--patch", &patch, "--format", "gcc"]);
     assert!(stderr.contains("only the hunks were analysed"), "{stderr}");
 }
+
+/// A patch of thousands of hunks over a large file stays linear: every
+/// per-hunk and per-function step is a lookup, not a scan (application,
+/// rebuilt images, changed functions, masking).
+#[test]
+fn many_hunks_on_a_large_file_stay_fast() {
+    const N: usize = 5_000;
+    let dir = std::env::temp_dir().join(format!("kmapcheck-many-hunks-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("mm")).unwrap();
+    let mut pre = String::new();
+    let mut patch = String::from("--- a/mm/big.c\n+++ b/mm/big.c\n");
+    for i in 0..N {
+        pre.push_str(&format!("static int f{i}(void)\n{{\n\treturn {i};\n}}\n\n"));
+        let line = i * 5 + 1;
+        patch.push_str(&format!(
+            "@@ -{line},4 +{line},4 @@\n static int f{i}(void)\n {{\n-\treturn {i};\n+\treturn -{i};\n }}\n"
+        ));
+    }
+    std::fs::write(dir.join("mm/big.c"), &pre).unwrap();
+    std::fs::write(dir.join("big.patch"), &patch).unwrap();
+    let started = std::time::Instant::now();
+    for tree in [Some(dir.to_string_lossy().into_owned()), None] {
+        let patch = dir.join("big.patch").to_string_lossy().into_owned();
+        let mut args = vec!["--patch", patch.as_str(), "--format", "gcc"];
+        if let Some(t) = &tree {
+            args.extend(["--tree", t.as_str()]);
+        }
+        let (code, _, stderr) = common::kmapcheck(&args);
+        assert_eq!(code, 0, "{stderr}");
+    }
+    let elapsed = started.elapsed();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(elapsed.as_secs() < 20, "{N} hunks took {elapsed:?}");
+}

@@ -259,11 +259,10 @@ fn analyze(
     // analysed: the others' bodies are blanked, same length, so the
     // prefilter skips them and every offset stays true.
     let changed = changed_functions(analyzer, images);
-    let names: Vec<&str> = changed.iter().map(|f| f.name.as_str()).collect();
-    let pre = masked(analyzer, &images.pre, |f| names.contains(&f.name.as_str()));
-    let post = masked(analyzer, &images.post, |f| {
-        changed.iter().any(|c| c.body_start == f.body_start)
-    });
+    let names: std::collections::HashSet<&str> = changed.iter().map(|f| f.name.as_str()).collect();
+    let starts: std::collections::HashSet<usize> = changed.iter().map(|f| f.body_start).collect();
+    let pre = masked(analyzer, &images.pre, |f| names.contains(f.name.as_str()));
+    let post = masked(analyzer, &images.post, |f| starts.contains(&f.body_start));
     let (pre_report, summaries) = analyzer.check_pre_image(&pre);
     let post_report = analyzer.check_patched_source(&post, &summaries);
     for report in [&pre_report, &post_report] {
@@ -329,17 +328,18 @@ fn functions(analyzer: &Analyzer, src: &[u8]) -> Vec<parse::FunctionSpan> {
 fn changed_functions(analyzer: &Analyzer, images: &Images) -> Vec<parse::FunctionSpan> {
     let mut starts = vec![0usize];
     starts.extend(memchr::memchr_iter(b'\n', &images.post).map(|i| i + 1));
-    let offsets: Vec<usize> = images
+    let mut offsets: Vec<usize> = images
         .changed
         .iter()
         .filter_map(|&l| starts.get(l).copied())
         .collect();
+    offsets.sort_unstable();
+    // Sorted offsets: one binary search per function, not a scan.
     functions(analyzer, &images.post)
         .into_iter()
         .filter(|f| {
-            offsets
-                .iter()
-                .any(|o| (f.header_start..f.body_end).contains(o))
+            let first = offsets.partition_point(|&o| o < f.header_start);
+            offsets.get(first).is_some_and(|&o| o < f.body_end)
         })
         .collect()
 }
