@@ -167,6 +167,7 @@ pub fn run(
             eprintln!("kmapcheck: note: {}: {note}", unit.name);
         }
     }
+    let mut dropped = crate::Dropped::default();
     // The same filters as tree mode: --select/--ignore/--min-severity,
     // severity overrides, and `kmapcheck: allow` comments in the post-image.
     for unit in &mut units {
@@ -177,8 +178,9 @@ pub fn run(
                 diagnostics: Vec::new(),
             };
             let mut one = vec![std::mem::replace(&mut file.findings, keep)];
-            selection.apply(&mut one);
+            dropped.below_min_severity += selection.apply(&mut one);
             let suppression = suppress::apply(&mut one);
+            dropped.suppressed += suppression.suppressed;
             for warning in &suppression.warnings {
                 eprintln!("{warning}");
             }
@@ -264,13 +266,16 @@ pub fn run(
         Format::Gitlab => stdout.write_all(report::gitlab::render(&files).as_bytes())?,
     }
     stdout.flush()?;
+    let result = RunResult {
+        files,
+        problems: Vec::new(),
+        stats,
+    };
     if !args.no_summary {
-        let result = RunResult {
-            files,
-            problems: Vec::new(),
-            stats,
-        };
         eprintln!("{}", crate::summary(&result));
+    }
+    if args.stats {
+        crate::print_stats(&result, &dropped);
     }
     Ok(u8::from(findings))
 }

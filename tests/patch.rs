@@ -232,6 +232,10 @@ fn git_modes_read_commits_the_index_and_the_working_tree() {
     git(&["init", "-q"]);
     std::fs::copy("fixtures/patch/tree/mm/convert.c", dir.join("mm/convert.c")).unwrap();
     git(&["add", "."]);
+    // Before the first commit (no HEAD): every staged file is new, and the
+    // pre-existing KM001 in peek_user_word() is new too.
+    let (code, stdout, stderr) = common::kmapcheck_in(&dir, &["--staged", "--format", "gcc"]);
+    assert_eq!((code, stdout.lines().count()), (1, 1), "{stdout}{stderr}");
     git(&["commit", "-qm", "base"]);
     git(&[
         "apply",

@@ -13,6 +13,8 @@ use super::Tree;
 
 /// The pathspec of the files patch mode checks.
 const C_FILES: [&str; 3] = ["--", "*.c", "*.h"];
+/// The id of git's empty tree (`git hash-object -t tree /dev/null`).
+const EMPTY_TREE: &str = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
 /// Diff options that must not depend on the user's git config.
 const DIFF_OPTIONS: [&str; 5] = [
     "--no-color",
@@ -119,7 +121,10 @@ pub fn worktree_patch(dir: &Path, staged: bool) -> Result<Vec<u8>, String> {
         args.push("--cached");
     }
     args.extend(DIFF_OPTIONS);
-    args.push("HEAD");
+    // Before the first commit there is no HEAD: a pre-commit hook must still
+    // work, against git's empty tree (every file is new).
+    let head = git(dir, &["rev-parse", "--verify", "-q", "HEAD"]).is_ok();
+    args.push(if head { "HEAD" } else { EMPTY_TREE });
     args.extend(C_FILES);
     git(dir, &args)
 }
