@@ -82,7 +82,15 @@ struct MapsFile {
 #[serde(deny_unknown_fields)]
 struct AtomicityFile {
     preempt: RelianceEntry,
+    pin: PinEntry,
     pagefault: RelianceEntry,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PinEntry {
+    disable: Vec<String>,
+    enable: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -245,6 +253,9 @@ pub struct Catalogue {
     /// into `group_names`): a per-CPU use under them does not rely on a
     /// kmap_atomic().
     pub keeps_preempt_off: Vec<u16>,
+    /// Calls that pin the task to its CPU (`migrate_disable()`) and their ends.
+    pub cpu_pin: Vec<String>,
+    pub cpu_unpin: Vec<String>,
 }
 
 impl Catalogue {
@@ -305,6 +316,8 @@ impl Catalogue {
 
     /// After context.toml: `kept_by` names its lock groups.
     fn load_atomicity(&mut self, file: AtomicityFile) -> Result<()> {
+        self.cpu_pin = file.pin.disable;
+        self.cpu_unpin = file.pin.enable;
         for (entry, reliance) in [
             (file.preempt, Reliance::Preempt),
             (file.pagefault, Reliance::Pagefault),

@@ -22,6 +22,8 @@ pub enum Format {
     Github,
     /// GitLab Code Quality report.
     Gitlab,
+    /// scripts/checkpatch.pl's layout (`#N: FILE: path:line:`, totals, verdict).
+    Checkpatch,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -64,6 +66,10 @@ Examples:
   kmapcheck --baseline kmapcheck-baseline.json .      only new findings
   kmapcheck --fix mm/ | git apply             apply the offered fixes
   make C=2 CHECK=kmapcheck mm/                as kbuild's checker, like sparse
+  kmapcheck --patch 0001-x.patch --format checkpatch   a patch, as checkpatch.pl
+  kmapcheck --git origin/master..HEAD         each commit of a range
+  kmapcheck --staged                          the index against HEAD (pre-commit)
+  kmapcheck install-hook                      a git pre-commit hook running --staged
 
 Exit status: 0 no findings (or notes only: notes are advice), 1 errors or
 warnings, 2 usage or fatal error."
@@ -102,6 +108,26 @@ pub struct Args {
     /// Apply the fixes of the findings that have one to the files, then report.
     #[arg(long)]
     pub fix_inplace: bool,
+    /// Patch mode: check the patch in FILE (unified diff, git diff, or git
+    /// format-patch mails); `-` reads stdin. Repeatable.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["git", "staged", "diff"])]
+    pub patch: Vec<PathBuf>,
+    /// Patch mode: the tree the patch applies to (default: the current
+    /// directory, when the patched files are there; else only the hunks are analysed).
+    #[arg(long, value_name = "DIR")]
+    pub tree: Option<PathBuf>,
+    /// Patch mode: check a commit (REV) or each commit of a range (A..B), read through git.
+    #[arg(long, value_name = "REV", conflicts_with_all = ["staged", "diff"])]
+    pub git: Option<String>,
+    /// Patch mode: check the staged changes (the index against HEAD), for a pre-commit hook.
+    #[arg(long, conflicts_with = "diff")]
+    pub staged: bool,
+    /// Patch mode: check the working tree's changes against HEAD.
+    #[arg(long)]
+    pub diff: bool,
+    /// Patch mode: also report findings the patch did not introduce (present in the pre-image).
+    #[arg(long)]
+    pub all: bool,
     /// Print files, coverage and time per phase to stderr.
     #[arg(long)]
     pub stats: bool,

@@ -15,6 +15,7 @@ pub mod driver;
 pub mod fingerprint;
 pub mod fix;
 pub mod parse;
+pub mod patch;
 pub mod prefilter;
 pub mod preprocess;
 pub mod report;
@@ -244,12 +245,26 @@ impl Analyzer {
     /// is analyzed as far as it goes and counted as partial; a file that hits
     /// a [`Limit`] says so in `FileReport::limit`.
     pub fn check_source(&self, src: &[u8]) -> FileReport {
+        self.check_patched_source(src, &rules::conversion::PreImages::default())
+    }
+
+    /// [`Analyzer::check_source`] on a patch's post-image: each function sees
+    /// the summary of its pre-image (by name) in `RuleCx::pre_image`.
+    pub fn check_patched_source(
+        &self,
+        src: &[u8],
+        pre_images: &rules::conversion::PreImages,
+    ) -> FileReport {
         let mut report = FileReport::default();
         let mut diagnostics = Vec::new();
         report.limit = self
-            .for_each_function(src, &mut report.stats, &mut |cx, _| {
+            .for_each_function(src, &mut report.stats, &mut |cx, span| {
+                let cx = RuleCx {
+                    pre_image: pre_images.get(&span.name),
+                    ..*cx
+                };
                 for rule in &self.rules {
-                    diagnostics.extend((rule.check)(cx));
+                    diagnostics.extend((rule.check)(&cx));
                 }
             })
             .err();
@@ -260,6 +275,30 @@ impl Analyzer {
         // One bug, one finding: the most specific rule at a place wins.
         report.diagnostics.dedup_by_key(|d| d.primary.span.start);
         report
+    }
+
+    /// Patch mode, on a pre-image: [`Analyzer::check_source`] and, in the
+    /// same pass, the summary of every analyzed function (KM002/KM003 read
+    /// it on the post-image).
+    pub fn check_pre_image(&self, src: &[u8]) -> (FileReport, rules::conversion::PreImages) {
+        let mut summaries = rules::conversion::PreImages::default();
+        let mut report = FileReport::default();
+        let mut diagnostics = Vec::new();
+        // A time limit leaves both partial: the caller names the limit.
+        report.limit = self
+            .for_each_function(src, &mut report.stats, &mut |cx, span| {
+                summaries.insert(span.name.clone(), rules::conversion::summarize(cx));
+                for rule in &self.rules {
+                    diagnostics.extend((rule.check)(cx));
+                }
+            })
+            .err();
+        report.diagnostics = diagnostics;
+        report
+            .diagnostics
+            .sort_by_key(|d| (d.primary.span.start, rules::specificity(d.code)));
+        report.diagnostics.dedup_by_key(|d| d.primary.span.start);
+        (report, summaries)
     }
 
     /// The CFG of every analyzed function, as text (`--dump-cfg`).
@@ -441,6 +480,7 @@ impl Analyzer {
             base: span.body_start,
             cfg: &graph,
             facts: &facts,
+            pre_image: None,
         };
         visit(&cx, span);
         stats.times.rules += t.elapsed();

@@ -16,8 +16,13 @@ use kmapcheck::{
     Analyzer, Options, baseline, config, fix, report, rules, select, sparse_args, suppress,
 };
 
+mod patch_mode;
+
 fn main() -> ExitCode {
     let argv: Vec<OsString> = std::env::args_os().skip(1).collect();
+    if argv.first().is_some_and(|a| a == "install-hook") {
+        return ExitCode::from(patch_mode::install_hook(&argv[1..]));
+    }
     if sparse_args::is_sparse_style(&argv) {
         return run_sparse(&argv);
     }
@@ -143,6 +148,9 @@ fn run(args: &Args, stdout: &mut dyn Write) -> Result<u8> {
         file_timeout: file_timeout(args.file_timeout)?,
     };
     let analyzer = Analyzer::with_catalogue(selection.rules(), options, catalogue)?;
+    if patch_mode::requested(args) {
+        return patch_mode::run(args, &analyzer, &selection, stdout);
+    }
     if args.dump_cfg {
         for path in &args.paths {
             // Reading a FIFO would block forever: only regular files.
@@ -195,14 +203,11 @@ fn run(args: &Args, stdout: &mut dyn Write) -> Result<u8> {
     match args.format {
         _ if args.fix => {}
         Format::Human => {
-            let color = match args.color {
-                Color::Always => true,
-                Color::Never => false,
-                Color::Auto => {
-                    std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal()
-                }
-            };
-            stdout.write_all(&report::human::render(&result.files, color))?;
+            stdout.write_all(&report::human::render(&result.files, use_color(args.color)))?;
+        }
+        Format::Checkpatch => {
+            let units = report::checkpatch::file_units(&result.files);
+            stdout.write_all(report::checkpatch::render(&units).as_bytes())?;
         }
         Format::Json => {
             stdout.write_all(report::json::render(&result.files, &result.stats).as_bytes())?;
@@ -234,6 +239,14 @@ fn run(args: &Args, stdout: &mut dyn Write) -> Result<u8> {
             .flat_map(|f| &f.diagnostics)
             .any(|d| d.severity.fails_run()),
     ))
+}
+
+fn use_color(color: Color) -> bool {
+    match color {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal(),
+    }
 }
 
 /// `--fix`: one unified diff of every file's fixes on `stdout`;

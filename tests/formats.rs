@@ -11,7 +11,15 @@ use common::kmapcheck;
 use serde_json::Value;
 
 const MIXED: &str = "fixtures/report/mixed.c";
-const FORMATS: [&str; 6] = ["human", "gcc", "json", "sarif", "github", "gitlab"];
+const FORMATS: [&str; 7] = [
+    "human",
+    "gcc",
+    "json",
+    "sarif",
+    "github",
+    "gitlab",
+    "checkpatch",
+];
 
 fn format_output(format: &str, path: &str) -> String {
     let (code, out, err) = kmapcheck(&["--color", "never", "--format", format, path]);
@@ -85,6 +93,30 @@ fn json_output_follows_the_documented_schema() {
     let mut doc: Value = serde_json::from_str(&format_output("json", MIXED)).unwrap();
     doc["findings"][0]["column_utf16"] = 3.into();
     assert!(!v.is_valid(&doc), "the schema accepts an unknown field");
+}
+
+/// Patch mode prints the same documents: its goldens (tests/patch.rs)
+/// validate against the same schemas.
+#[test]
+fn patch_mode_json_and_sarif_follow_the_schemas() {
+    let json = validator("docs/json.schema.json");
+    let sarif = validator("tests/schemas/sarif-schema-2.1.0.json");
+    let mut checked = 0;
+    for entry in std::fs::read_dir("fixtures/patch/expected")
+        .unwrap()
+        .flatten()
+    {
+        let path = entry.path();
+        let v = match path.extension().and_then(|e| e.to_str()) {
+            Some("json") => &json,
+            Some("sarif") => &sarif,
+            _ => continue,
+        };
+        let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_valid(v, &doc, &path.display().to_string());
+        checked += 1;
+    }
+    assert!(checked >= 20, "patch goldens went missing: {checked}");
 }
 
 #[test]

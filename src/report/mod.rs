@@ -1,5 +1,6 @@
 //! Reporters: pure functions from findings (and sources) to text. They never analyze.
 
+pub mod checkpatch;
 pub mod gcc;
 pub mod github;
 pub mod gitlab;

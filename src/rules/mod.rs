@@ -2,8 +2,11 @@
 //! gathered by [`declare_rule!`]), its check, and a fixture folder
 //! `fixtures/<CODE>/` with expected output beside each case.
 
+pub mod conversion;
 pub mod evidence;
 pub mod km001_fault_in_kmap_local;
+pub mod km002_conversion_drops_pagefault_disable;
+pub mod km003_conversion_drops_preempt_disable;
 pub mod km004_unmap_order;
 pub mod km005_wrong_unmap_argument;
 pub mod km006_unmap_family_mismatch;
@@ -38,6 +41,9 @@ pub struct RuleCx<'a> {
     /// The whole original file (spans index it): rules that offer fixes
     /// check the lines they edit as written, comments and directives included.
     pub source: &'a [u8],
+    /// Patch mode: what the same function did before the patch (KM002,
+    /// KM003 compare); `None` when checking a tree.
+    pub pre_image: Option<&'a conversion::PreImage>,
 }
 
 /// A class of catalogue names a rule needs to see before it can fire.
@@ -119,6 +125,8 @@ pub(crate) use declare_rule;
 /// Every rule, in code order: one line per rule.
 pub static RULES: &[&Rule] = &[
     &km001_fault_in_kmap_local::KM001,
+    &km002_conversion_drops_pagefault_disable::KM002,
+    &km003_conversion_drops_preempt_disable::KM003,
     &km004_unmap_order::KM004,
     &km005_wrong_unmap_argument::KM005,
     &km006_unmap_family_mismatch::KM006,
@@ -132,7 +140,8 @@ pub static RULES: &[&Rule] = &[
 /// When one bug triggers several rules at the same place, the most specific
 /// is reported once: earlier in this list wins.
 pub static SPECIFICITY: &[&str] = &[
-    "KM006", "KM005", "KM004", "KM001", "KM008", "KM010", "KM009", "KM007", "KM011",
+    "KM006", "KM005", "KM004", "KM002", "KM003", "KM001", "KM008", "KM010", "KM009", "KM007",
+    "KM011",
 ];
 
 /// Rank of a rule in [`SPECIFICITY`] (unknown codes last).
