@@ -259,11 +259,19 @@ fn analyze(
     // analysed: the others' bodies are blanked, same length, so the
     // prefilter skips them and every offset stays true.
     let changed = changed_functions(analyzer, images);
-    let names: std::collections::HashSet<&str> = changed.iter().map(|f| f.name.as_str()).collect();
+    let renamed = renamed_function(analyzer, images, &changed);
+    let names: std::collections::HashSet<&str> = changed
+        .iter()
+        .map(|f| f.name.as_str())
+        .chain(renamed.as_ref().map(|(old, _)| old.as_str()))
+        .collect();
     let starts: std::collections::HashSet<usize> = changed.iter().map(|f| f.body_start).collect();
     let pre = masked(analyzer, &images.pre, |f| names.contains(f.name.as_str()));
     let post = masked(analyzer, &images.post, |f| starts.contains(&f.body_start));
-    let (pre_report, summaries) = analyzer.check_pre_image(&pre);
+    let (pre_report, mut summaries) = analyzer.check_pre_image(&pre);
+    if let Some((old, new)) = &renamed {
+        summaries.alias(old, new);
+    }
     let post_report = analyzer.check_patched_source(&post, &summaries);
     for report in [&pre_report, &post_report] {
         if let Some(limit) = &report.limit {
@@ -322,6 +330,32 @@ fn analyze(
 fn functions(analyzer: &Analyzer, src: &[u8]) -> Vec<parse::FunctionSpan> {
     let (pre, _) = preprocess::lexical_arms(src, preprocess::Arms::First, &[]);
     parse::find_functions(&pre, analyzer.catalogue())
+}
+
+/// A function the patch renamed while converting it (6.12's
+/// `copy_folio_from_user()` was 6.1's `copy_huge_page_from_user()`): when
+/// exactly one function of the file vanished and exactly one changed
+/// function is new, they are one function, and the new one keeps the old
+/// one's pre-image. Anything less clear-cut pairs nothing.
+fn renamed_function(
+    analyzer: &Analyzer,
+    images: &Images,
+    changed: &[parse::FunctionSpan],
+) -> Option<(String, String)> {
+    let pre: std::collections::HashSet<String> = functions(analyzer, &images.pre)
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    let post: std::collections::HashSet<String> = functions(analyzer, &images.post)
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    let mut vanished = pre.difference(&post);
+    let mut new = changed.iter().filter(|f| !pre.contains(&f.name));
+    match (vanished.next(), vanished.next(), new.next(), new.next()) {
+        (Some(old), None, Some(f), None) => Some((old.clone(), f.name.clone())),
+        _ => None,
+    }
 }
 
 /// The post-image functions that hold a changed line.

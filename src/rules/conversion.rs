@@ -61,6 +61,13 @@ impl PreImages {
         self.0.get(function)
     }
 
+    /// `new` is `old` renamed by the patch: it gets `old`'s summary.
+    pub fn alias(&mut self, old: &str, new: &str) {
+        if let Some(summary) = self.0.get(old).cloned() {
+            self.0.entry(new.to_owned()).or_default().merge(summary);
+        }
+    }
+
     pub fn insert(&mut self, function: String, summary: PreImage) {
         self.0.entry(function).or_default().merge(summary);
     }
