@@ -32,6 +32,7 @@ pub fn dump(cfg: &Cfg, line_of: &dyn Fn(usize) -> usize) -> String {
                 EventKind::Forget { conds } => format!("forget:{conds:#x}"),
                 EventKind::Sleep { call } => format!("sleep:{}", cfg.sleeps[*call as usize].name),
                 EventKind::Handoff { site } => format!("handoff:{site}"),
+                EventKind::Call { call } => format!("call:{}", cfg.calls[*call as usize].name),
                 EventKind::SetCond { cond, value } => {
                     format!("set:{}={value}", cfg.conds[*cond as usize].text)
                 }

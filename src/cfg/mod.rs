@@ -115,6 +115,12 @@ pub enum EventKind {
     Handoff {
         site: u16,
     },
+    /// A direct call of a function whose callers are being summarized
+    /// (`Extra::targets`); `call` indexes `Cfg::calls`. Changes no fact: the
+    /// facts before it are the context the callee runs in.
+    Call {
+        call: u32,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -189,6 +195,8 @@ pub struct Cfg {
     pub acquires: Vec<AcquireSite>,
     pub accesses: Vec<AccessSite>,
     pub sleeps: Vec<CallSite>,
+    /// Calls of `Extra::targets`, in the order found.
+    pub calls: Vec<CallSite>,
     pub conds: Vec<CondInfo>,
     /// False when part of the body did not parse, nesting was too deep, or a
     /// `goto` had no label: the graph is an approximation.

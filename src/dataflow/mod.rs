@@ -170,7 +170,7 @@ fn apply(cfg: &Cfg, event: &EventKind, fact: &mut Fact) {
                 *fact = updated;
             }
         }
-        EventKind::Access { .. } | EventKind::Sleep { .. } => {}
+        EventKind::Access { .. } | EventKind::Sleep { .. } | EventKind::Call { .. } => {}
     }
 }
 

@@ -15,6 +15,7 @@ pub mod unmap;
 
 use tree_sitter::Tree;
 
+use crate::callgraph::CallerEvidence;
 use crate::catalogue::{Catalogue, MapFamily};
 use crate::cfg::{Cfg, EdgeKind, Event, EventKind, NodeId, NodeKind, Span};
 use crate::dataflow::Facts;
@@ -34,6 +35,9 @@ pub struct RuleCx<'a> {
     /// The function's header as written (annotations such as `__acquires()`
     /// are blank in `text`, and rules may need them).
     pub header: &'a str,
+    /// What its callers hold where they call it (src/callgraph); empty when
+    /// no caller with a context was found, or before the call summary ran.
+    pub callers: &'a [CallerEvidence],
 }
 
 /// A class of catalogue names a rule needs to see before it can fire.
@@ -77,6 +81,9 @@ pub struct Rule {
     /// rule: they feed the prefilter and the choice of bodies to parse.
     pub needs: &'static [Needle],
     pub check: fn(&RuleCx<'_>) -> Vec<Diagnostic>,
+    /// Would context from callers decide a finding here (a candidate without
+    /// evidence of its own)? Such functions get a call summary.
+    pub wants_callers: Option<fn(&RuleCx<'_>) -> bool>,
 }
 
 /// Declares a rule: `///` doc lines become `Rule::doc` through `concat!`.
@@ -89,7 +96,8 @@ macro_rules! declare_rule {
             summary: $summary:literal,
             default_severity: $sev:expr,
             needs: $needs:expr,
-            check: $check:expr $(,)?
+            check: $check:expr,
+            wants_callers: $wants:expr $(,)?
         };
     ) => {
         $(#[doc = $doc])+
@@ -101,6 +109,7 @@ macro_rules! declare_rule {
             doc: concat!($($doc, "\n"),+),
             needs: $needs,
             check: $check,
+            wants_callers: $wants,
         };
     };
 }
