@@ -17,7 +17,8 @@ use std::time::Instant;
 use super::scan::{Def, Pass, Scanner, called_names, definitions};
 use crate::catalogue::{Api, Catalogue, ContextKind, ContextRef};
 use crate::cfg::events::Extra;
-use crate::cfg::{Cfg, EventKind};
+use crate::cfg::{Cfg, EventKind, NodeKind};
+use crate::dataflow::lattice::bit;
 use crate::dataflow::{Facts, bits};
 
 /// How deep helpers calling helpers are followed.
@@ -146,10 +147,23 @@ impl Inference<'_, '_> {
 /// What a function's exits say it does to its caller's context.
 fn from_exits(catalogue: &Catalogue, cfg: &Cfg, facts: &Facts) -> Option<Api> {
     let exits = || facts.exits.iter().flat_map(|(_, f)| f);
+    // An acquire tested in a condition (`if (mmap_write_lock_killable(mm))`)
+    // may have failed: the dataflow holds it on both edges, so the error
+    // path would look like a return with the lock held (__bprm_mm_init()).
+    // Only unconditional acquires make a helper.
+    let tested: u64 = cfg
+        .nodes
+        .iter()
+        .filter(|n| n.kind == NodeKind::Branch)
+        .flat_map(|n| &n.events)
+        .fold(0, |acc, e| match e.kind {
+            EventKind::Acquire { site } => acc | bit(site),
+            _ => acc,
+        });
     // mmap_lock first: it is what a fault would take again.
     for kind in [ContextKind::Mmap, ContextKind::Atomic] {
         let held = exits().find_map(|f| {
-            bits(f.held).find(|&s| cfg.acquires.get(s).is_some_and(|a| a.kind == kind))
+            bits(f.held & !tested).find(|&s| cfg.acquires.get(s).is_some_and(|a| a.kind == kind))
         });
         if let Some(site) = held {
             return Some(Api::Acquire(ContextRef {

@@ -73,6 +73,45 @@ impl CallIndex {
     }
 }
 
+/// A few names looked up in many [`CallIndex`]es at once: one pass over the
+/// run's ~3 million index entries per level, not one per name.
+pub struct NameSet {
+    /// (hash, position of the name in the caller's list), sorted.
+    hashes: Vec<(u32, usize)>,
+}
+
+impl NameSet {
+    pub fn new(names: &[String]) -> Self {
+        let mut hashes: Vec<(u32, usize)> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (name_hash(n.as_bytes()), i))
+            .collect();
+        hashes.sort_unstable();
+        Self { hashes }
+    }
+
+    /// Positions of the names `index` may call.
+    pub fn called_in<'a>(&'a self, index: &'a CallIndex) -> impl Iterator<Item = usize> + 'a {
+        let (mut i, mut j) = (0, 0);
+        let (a, b) = (&self.hashes, &index.0);
+        std::iter::from_fn(move || {
+            // Merge of two sorted lists; a name's hash may repeat in `a`.
+            while i < a.len() && j < b.len() {
+                match a[i].0.cmp(&b[j]) {
+                    std::cmp::Ordering::Less => i += 1,
+                    std::cmp::Ordering::Greater => j += 1,
+                    std::cmp::Ordering::Equal => {
+                        i += 1;
+                        return Some(a[i - 1].1);
+                    }
+                }
+            }
+            None
+        })
+    }
+}
+
 /// What holding a context means for a callee.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Held {
@@ -228,8 +267,8 @@ pub type ScanRequest = Vec<(FileId, Vec<String>)>;
 /// How [`summarize`] reaches the inputs; the driver implements it with the
 /// index and rayon, a single-source check with the one text it has.
 pub trait Corpus {
-    /// Files that may call `name` (from [`CallIndex`]).
-    fn files_calling(&self, name: &str) -> Vec<FileId>;
+    /// For each name, the files that may call it (from [`CallIndex`]).
+    fn files_calling(&self, names: &[String]) -> Vec<Vec<FileId>>;
     /// Scans each file for the calls of its names.
     fn scan(&mut self, request: ScanRequest) -> Vec<(FileId, FileCalls)>;
     /// The file's path as shown, if there is one.
@@ -255,12 +294,17 @@ impl<'s> OneSource<'s> {
 }
 
 impl Corpus for OneSource<'_> {
-    fn files_calling(&self, name: &str) -> Vec<FileId> {
-        if self.index.may_call(name) {
-            vec![0]
-        } else {
-            Vec::new()
-        }
+    fn files_calling(&self, names: &[String]) -> Vec<Vec<FileId>> {
+        names
+            .iter()
+            .map(|n| {
+                if self.index.may_call(n) {
+                    vec![0]
+                } else {
+                    Vec::new()
+                }
+            })
+            .collect()
     }
 
     fn scan(&mut self, request: ScanRequest) -> Vec<(FileId, FileCalls)> {
@@ -298,18 +342,11 @@ pub fn summarize(
         if open.is_empty() {
             break;
         }
+        let names: Vec<String> = open.iter().map(|q| q.name.clone()).collect();
         let mut per_file: HashMap<FileId, HashSet<String>> = HashMap::new();
-        for q in &open {
-            let files = if q.is_static {
-                corpus
-                    .files_calling(&q.name)
-                    .into_iter()
-                    .filter(|&f| f == q.file)
-                    .collect()
-            } else {
-                corpus.files_calling(&q.name)
-            };
-            for f in files {
+        for (q, files) in open.iter().zip(corpus.files_calling(&names)) {
+            // A static function is called from its own file only.
+            for f in files.into_iter().filter(|&f| !q.is_static || f == q.file) {
                 per_file.entry(f).or_default().insert(q.name.clone());
             }
         }
@@ -441,5 +478,9 @@ mod tests {
         assert!(idx.may_call("qux"));
         assert!(!idx.may_call("bar"));
         assert!(!idx.may_call("baz"));
+        let names = ["qux", "bar", "foo", "foo"].map(String::from);
+        let mut hits: Vec<usize> = NameSet::new(&names).called_in(&idx).collect();
+        hits.sort_unstable();
+        assert_eq!(hits, [0, 2, 3]);
     }
 }
