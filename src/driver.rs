@@ -267,11 +267,22 @@ struct RunCorpus<'a> {
 impl Corpus for RunCorpus<'_> {
     fn files_calling(&self, names: &[String]) -> Vec<Vec<FileId>> {
         let wanted = callgraph::NameSet::new(names);
+        let hits: Vec<(usize, FileId)> = self.pool.install(|| {
+            self.indexes
+                .par_iter()
+                .enumerate()
+                .flat_map_iter(|(file, index)| {
+                    index
+                        .iter()
+                        .flat_map(|i| wanted.called_in(i))
+                        .map(move |name| (name, file))
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        });
         let mut out = vec![Vec::new(); names.len()];
-        for (file, index) in self.indexes.iter().enumerate() {
-            for name in index.iter().flat_map(|i| wanted.called_in(i)) {
-                out[name].push(file);
-            }
+        for (name, file) in hits {
+            out[name].push(file);
         }
         out
     }

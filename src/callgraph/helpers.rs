@@ -8,8 +8,10 @@
 //! annotation naming a catalogue context. A function that only releases
 //! (`uffd_mfill_unlock()`) is a release helper. Helpers may call helpers
 //! (`uffd_mfill_lock()` calls `uffd_lock_vma()`), so callees are decided
-//! first, up to [`MAX_HELPER_DEPTH`] deep. Only functions of the scanned
-//! file are inferred; helpers of other files are catalogue entries.
+//! first, whatever their depth (a depth cut would decide a helper without
+//! its callee and remember the wrong answer); at most [`MAX_ANALYZED`]
+//! bodies are parsed per file. Only functions of the scanned file are
+//! inferred; helpers of other files are catalogue entries.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
@@ -21,8 +23,9 @@ use crate::cfg::{Cfg, EventKind, NodeKind};
 use crate::dataflow::lattice::bit;
 use crate::dataflow::{Facts, bits};
 
-/// How deep helpers calling helpers are followed.
-pub const MAX_HELPER_DEPTH: usize = 3;
+/// Bodies parsed per file to decide helpers: bounds the cost of a caller
+/// that calls dozens of local functions.
+pub const MAX_ANALYZED: usize = 32;
 
 /// The helpers among `called` (and what they call) defined in the file.
 pub(super) fn infer(
@@ -39,11 +42,12 @@ pub(super) fn infer(
         defs,
         decided: HashMap::new(),
         deadline,
+        analyzed: 0,
     };
     let mut names: Vec<&String> = called.iter().collect();
     names.sort();
     for name in names {
-        inference.decide(passes, name, 1);
+        inference.decide(passes, name);
     }
     inference
         .decided
@@ -59,13 +63,14 @@ struct Inference<'s, 'c> {
     /// `None`: decided, not a helper (also the mark that breaks recursion).
     decided: HashMap<String, Option<Api>>,
     deadline: Option<Instant>,
+    analyzed: usize,
 }
 
 impl Inference<'_, '_> {
-    fn decide(&mut self, passes: &mut [Pass], name: &str, depth: usize) {
+    fn decide(&mut self, passes: &mut [Pass], name: &str) {
         if self.decided.contains_key(name)
             || self.scanner.catalogue.lookup(name).is_some()
-            || depth > MAX_HELPER_DEPTH
+            || self.analyzed >= MAX_ANALYZED
             || self.deadline.is_some_and(|d| Instant::now() >= d)
         {
             return;
@@ -94,7 +99,7 @@ impl Inference<'_, '_> {
                 .collect();
             callees.sort();
             for callee in &callees {
-                self.decide(passes, callee, depth + 1);
+                self.decide(passes, callee);
             }
             let calls_helper = callees
                 .iter()
@@ -110,6 +115,7 @@ impl Inference<'_, '_> {
                     .collect(),
                 targets: HashSet::new(),
             };
+            self.analyzed += 1;
             let Some((cfg, facts)) =
                 self.scanner
                     .analyze(&mut passes[def.pass], def.index, &extra, self.deadline)

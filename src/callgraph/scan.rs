@@ -95,7 +95,13 @@ impl<'c> Scanner<'c> {
     /// The calls of `names` in `src`, with the contexts held at each.
     pub fn scan(&self, src: &[u8], names: &[String]) -> FileCalls {
         let deadline = self.timeout.and_then(|t| Instant::now().checked_add(t));
-        let mut passes = lexical_passes(src, self.catalogue);
+        let Ok(targets) = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(names)
+        else {
+            return FileCalls::default();
+        };
+        let mut passes = lexical_passes(src, self.catalogue, &targets);
         let mut out = FileCalls {
             defined: passes
                 .iter()
@@ -103,28 +109,25 @@ impl<'c> Scanner<'c> {
                 .collect(),
             sites: Vec::new(),
         };
-        let Ok(targets) = AhoCorasick::builder()
-            .match_kind(MatchKind::LeftmostLongest)
-            .build(names)
-        else {
-            return out;
-        };
         let callers = distinct_callers(&passes, &targets);
         if callers.is_empty() {
             return out;
         }
+        // Only a helper called before the last target call can hold a
+        // context there: the rest of the body is not searched for helpers
+        // (a large caller such as binder_transaction() calls dozens).
         let mut called = HashSet::new();
-        for def in &callers {
+        for (def, last_call) in &callers {
             let pass = &passes[def.pass];
             let f = &pass.functions[def.index];
-            called.extend(called_names(&pass.pre[f.body_start..f.body_end]));
+            called.extend(called_names(&pass.pre[f.body_start..*last_call]));
         }
         let extra = Extra {
             helpers: helpers::infer(self, src, &mut passes, &called, deadline),
             targets: names.iter().cloned().collect(),
         };
         let lines = LineIndex::new(src);
-        for def in callers {
+        for (def, _) in callers {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 break;
             }
@@ -199,15 +202,19 @@ impl<'c> Scanner<'c> {
     }
 }
 
-/// The first-arm pass, then one per further arm index (as the main pass).
-fn lexical_passes(src: &[u8], catalogue: &Catalogue) -> Vec<Pass> {
+/// The first-arm pass, then, if it blanked a call of a target (a caller in
+/// an `#else`), one per further arm index, as the main pass does. Helpers
+/// are looked for in the passes made for callers only: each pass costs a
+/// full lexical scan of the file.
+fn lexical_passes(src: &[u8], catalogue: &Catalogue, targets: &AhoCorasick) -> Vec<Pass> {
     let (pre, counts) = preprocess::lexical_arms(src, Arms::First, &[]);
-    let most = counts
-        .iter()
-        .copied()
-        .max()
-        .unwrap_or(1)
-        .min(crate::MAX_ARM_PASSES);
+    let blanked = call_hits(targets, src).count() > call_hits(targets, &pre).count();
+    let most = if blanked {
+        counts.iter().copied().max().unwrap_or(1)
+    } else {
+        1
+    };
+    let most = most.min(crate::MAX_ARM_PASSES);
     let mut texts = vec![pre];
     for arm in 1..most {
         texts.push(preprocess::lexical_arms(src, Arms::Nth(arm), &counts).0);
@@ -222,22 +229,24 @@ fn lexical_passes(src: &[u8], catalogue: &Catalogue) -> Vec<Pass> {
         .collect()
 }
 
-/// Functions (of any pass, identical bodies once) that call a target.
-fn distinct_callers(passes: &[Pass], targets: &AhoCorasick) -> Vec<Def> {
+/// Functions (of any pass, identical bodies once) that call a target, with
+/// the offset of their last such call.
+fn distinct_callers(passes: &[Pass], targets: &AhoCorasick) -> Vec<(Def, usize)> {
     let mut seen: HashSet<(usize, usize, u64)> = HashSet::new();
     let mut out = Vec::new();
     for (p, pass) in passes.iter().enumerate() {
         let hits: Vec<usize> = call_hits(targets, &pass.pre).map(|(at, _)| at).collect();
         for (index, f) in pass.functions.iter().enumerate() {
             let first = hits.partition_point(|&h| h < f.body_start);
-            if !hits.get(first).is_some_and(|&h| h < f.body_end) {
+            let end = hits.partition_point(|&h| h < f.body_end);
+            if first == end {
                 continue;
             }
             let mut hasher = std::collections::hash_map::DefaultHasher::new();
             std::hash::Hash::hash(&pass.pre[f.body_start..f.body_end], &mut hasher);
             let key = (f.body_start, f.body_end, std::hash::Hasher::finish(&hasher));
             if seen.insert(key) {
-                out.push(Def { pass: p, index });
+                out.push((Def { pass: p, index }, hits[end - 1]));
             }
         }
     }
