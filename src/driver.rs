@@ -244,7 +244,13 @@ fn check_one(analyzer: &Analyzer, shown: String, path: &Path) -> Outcome {
     }
     // Built while the bytes are in memory: the caller summary then reads
     // only the files that may call a wanted name, not the tree again.
-    let index = CallIndex::new(&source);
+    // Headers are not indexed: they define callers only as static inline
+    // wrappers, and they are half of the tree's bytes.
+    let index = if path.extension().is_some_and(|e| e == "c") {
+        CallIndex::new(&source)
+    } else {
+        CallIndex::default()
+    };
     let findings = (!report.diagnostics.is_empty()).then_some(FileFindings {
         path: shown,
         source,

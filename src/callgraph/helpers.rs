@@ -122,6 +122,12 @@ impl Inference<'_, '_> {
             else {
                 continue;
             };
+            // Widened facts union held contexts over paths: a function that
+            // releases on every path (alloc_hugetlb_folio()) would look like
+            // it returns holding its lock. Only exact facts make a helper.
+            if facts.widened || !facts.converged {
+                continue;
+            }
             // One arm that returns holding the context makes a helper: the
             // other arm may be the config the kernel is built with.
             match from_exits(self.scanner.catalogue, &cfg, &facts) {

@@ -42,34 +42,66 @@ fn is_ident_byte(b: u8) -> bool {
 /// The identifiers a file calls (followed by `(`), as sorted hashes. Built
 /// from the raw bytes (comments and strings included: a superset is fine,
 /// a hit only means the file is scanned), ~1 KB per kernel file.
+///
+/// This runs on every byte of the tree, so it is kept cheap: only a name
+/// written against its `(` counts (kernel style, which checkpatch enforces;
+/// it also skips `if (`, `for (`, `while (`), and duplicates are dropped in
+/// a reused open-addressing table instead of sorting every hit.
 #[derive(Clone, Debug, Default)]
 pub struct CallIndex(Vec<u32>);
 
+thread_local! {
+    /// Per-thread dedup table, cleared per file (slot 0 = empty).
+    static SEEN: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 impl CallIndex {
     pub fn new(src: &[u8]) -> Self {
-        let mut hashes = Vec::new();
-        for open in memchr::memchr_iter(b'(', src) {
-            let mut end = open;
-            while end > 0 && matches!(src[end - 1], b' ' | b'\t') {
-                end -= 1;
+        SEEN.with_borrow_mut(|table| {
+            // Distinct callees are far fewer than bytes / 64 in kernel C.
+            let size = (src.len() / 64).next_power_of_two().clamp(256, 1 << 16);
+            table.clear();
+            table.resize(size, 0);
+            let mask = size - 1;
+            let mut hashes = Vec::new();
+            for open in memchr::memchr_iter(b'(', src) {
+                let mut start = open;
+                while start > 0 && is_ident_byte(src[start - 1]) {
+                    start -= 1;
+                }
+                // Shorter names are keywords and macros (`do`), never wanted.
+                if open - start < 3 {
+                    continue;
+                }
+                let h = name_hash(&src[start..open]).max(1);
+                let mut slot = (h as usize) & mask;
+                loop {
+                    match table[slot] {
+                        0 => {
+                            table[slot] = h;
+                            hashes.push(h);
+                            // A full table stops dedup, not correctness.
+                            if hashes.len() * 2 > size {
+                                table.fill(0);
+                            }
+                            break;
+                        }
+                        x if x == h => break,
+                        _ => slot = (slot + 1) & mask,
+                    }
+                }
             }
-            let mut start = end;
-            while start > 0 && is_ident_byte(src[start - 1]) {
-                start -= 1;
-            }
-            // Shorter names are keywords and macros (`if`, `do`), never wanted.
-            if end - start >= 3 {
-                hashes.push(name_hash(&src[start..end]));
-            }
-        }
-        hashes.sort_unstable();
-        hashes.dedup();
-        Self(hashes)
+            hashes.sort_unstable();
+            hashes.dedup();
+            Self(hashes)
+        })
     }
 
     /// May the file call `name`? (False positives are hash collisions.)
     pub fn may_call(&self, name: &str) -> bool {
-        self.0.binary_search(&name_hash(name.as_bytes())).is_ok()
+        self.0
+            .binary_search(&name_hash(name.as_bytes()).max(1))
+            .is_ok()
     }
 }
 
@@ -85,7 +117,7 @@ impl NameSet {
         let mut hashes: Vec<(u32, usize)> = names
             .iter()
             .enumerate()
-            .map(|(i, n)| (name_hash(n.as_bytes()), i))
+            .map(|(i, n)| (name_hash(n.as_bytes()).max(1), i))
             .collect();
         hashes.sort_unstable();
         Self { hashes }
@@ -150,12 +182,12 @@ pub struct CallSiteSummary {
     pub caller_static: bool,
     /// Line of the call in the caller's file.
     pub line: usize,
-    /// Contexts held on every path that reaches the call.
+    /// Contexts the caller itself holds at the call (see `scan::held_at`).
     pub held: Vec<HeldContext>,
-    /// Kinds the caller releases or re-enables somewhere in its body: a
-    /// context held by the caller's own caller may be gone at the call, so
-    /// it does not pass through (a syntactic, conservative cut).
-    pub drops: Vec<Held>,
+    /// Kinds of context held by the caller's own caller at its entry that
+    /// are still held at the call: nothing of the kind was released on the
+    /// way (its dataflow starts with them held, `AcquireSite::entry`).
+    pub passes: Vec<Held>,
 }
 
 /// What scanning one file found.
@@ -434,7 +466,7 @@ fn evidence_for(
             .collect();
         if site.held.is_empty() {
             for mut above in evidence_for(caller, sites, corpus, path) {
-                if site.drops.contains(&above.held()) {
+                if !site.passes.contains(&above.held()) {
                     continue;
                 }
                 above.chain.insert(0, hop.clone());
@@ -473,8 +505,9 @@ mod tests {
 
     #[test]
     fn index_finds_called_names_only() {
-        let idx = CallIndex::new(b"int x = foo (a); bar = baz;\nqux(\n");
+        let idx = CallIndex::new(b"int x = foo(a); bar = baz;\nqux(\nif (x) spaced (y);");
         assert!(idx.may_call("foo"));
+        assert!(!idx.may_call("spaced"));
         assert!(idx.may_call("qux"));
         assert!(!idx.may_call("bar"));
         assert!(!idx.may_call("baz"));

@@ -132,14 +132,19 @@ impl<'c> Scanner<'c> {
                 break;
             }
             let Some((cfg, facts)) =
-                self.analyze(&mut passes[def.pass], def.index, &extra, deadline)
+                self.analyze_from(&mut passes[def.pass], def.index, &extra, true, deadline)
             else {
                 continue;
             };
             let pass = &passes[def.pass];
             let span = &pass.functions[def.index];
             let caller_static = span.is_static;
-            let drops = drops(self.catalogue, &cfg);
+            // A context held on every path to the call is what a caller
+            // summary wants; widened facts (a large caller such as
+            // mfill_atomic_hugetlb()) union paths, so there a context held
+            // in some fact is held on some path, still a path on which the
+            // callee runs with it: that is what is recorded then.
+            let every_path = !facts.widened;
             for (id, node) in cfg.nodes.iter().enumerate() {
                 let id = crate::cfg::NodeId::try_from(id).unwrap_or(crate::cfg::NodeId::MAX);
                 for (index, event) in node.events.iter().enumerate() {
@@ -156,8 +161,16 @@ impl<'c> Scanner<'c> {
                         caller: span.name.clone(),
                         caller_static,
                         line: lines.position(event.span.start).0,
-                        held: held_at(self.catalogue, &cfg, before, event.span, src, &lines),
-                        drops: drops.clone(),
+                        held: held_at(
+                            self.catalogue,
+                            &cfg,
+                            before,
+                            every_path,
+                            event.span,
+                            src,
+                            &lines,
+                        ),
+                        passes: passes_at(&cfg, before, every_path),
                     };
                     if !out.sites.contains(&site) {
                         out.sites.push(site);
@@ -176,6 +189,20 @@ impl<'c> Scanner<'c> {
         extra: &Extra,
         deadline: Option<Instant>,
     ) -> Option<(Cfg, Facts)> {
+        self.analyze_from(pass, index, extra, false, deadline)
+    }
+
+    /// [`Scanner::analyze`]; with `entry_contexts`, the dataflow starts with
+    /// a caller's mmap_lock and atomic context held (`AcquireSite::entry`),
+    /// to see whether they survive to each call.
+    fn analyze_from(
+        &self,
+        pass: &mut Pass,
+        index: usize,
+        extra: &Extra,
+        entry_contexts: bool,
+        deadline: Option<Instant>,
+    ) -> Option<(Cfg, Facts)> {
         let span = pass.functions.get(index)?.clone();
         if span.body_end - span.body_start > parse::MAX_BODY_BYTES {
             return None;
@@ -190,14 +217,32 @@ impl<'c> Scanner<'c> {
         let tree = crate::PARSER
             .with_borrow_mut(|parser| parse::parse_body(parser, &pass.pre, &span, deadline))?;
         let text = &pass.pre[span.body_start..span.body_end];
-        let cfg = crate::cfg::build::build_with(
+        let mut cfg = crate::cfg::build::build_with(
             self.catalogue,
             extra,
             text,
             span.body_start,
             tree.root_node(),
         );
-        let facts = dataflow::solve_until(&cfg, deadline);
+        let mut entry = Fact::entry();
+        if entry_contexts {
+            for kind in [ContextKind::Mmap, ContextKind::Atomic] {
+                let site = u16::try_from(cfg.acquires.len()).unwrap_or(u16::MAX);
+                cfg.acquires.push(crate::cfg::AcquireSite {
+                    name: String::new(),
+                    group: u16::MAX,
+                    kind,
+                    arg: String::new(),
+                    span: Span {
+                        start: span.body_start,
+                        end: span.body_start,
+                    },
+                    entry: true,
+                });
+                entry.held |= crate::dataflow::lattice::bit(site);
+            }
+        }
+        let facts = dataflow::solve_from(&cfg, entry, deadline);
         Some((cfg, facts))
     }
 }
@@ -253,54 +298,74 @@ fn distinct_callers(passes: &[Pass], targets: &AhoCorasick) -> Vec<(Def, usize)>
     out
 }
 
-/// Kinds of context the function gives up somewhere in its body.
-fn drops(catalogue: &Catalogue, cfg: &Cfg) -> Vec<Held> {
-    let mut out = Vec::new();
-    for event in cfg.nodes.iter().flat_map(|n| &n.events) {
-        let held = match &event.kind {
-            EventKind::Release { group, .. } => {
-                match catalogue.group_kinds.get(usize::from(*group)) {
-                    Some(ContextKind::Mmap) => Held::Mmap,
-                    Some(ContextKind::Atomic) => Held::Atomic,
-                    None => continue,
-                }
-            }
-            EventKind::FaultEnable => Held::FaultsDisabled,
-            EventKind::Unmap {
-                family: MapFamily::Atomic,
-                ..
-            } => {
-                if !out.contains(&Held::Atomic) {
-                    out.push(Held::Atomic);
-                }
-                Held::FaultsDisabled
-            }
-            _ => continue,
-        };
-        if !out.contains(&held) {
-            out.push(held);
+/// Kinds of the caller's own caller's context still held at a call: the
+/// entry sites survive (`held_at`'s quantifier), and for faults disabled, no
+/// enable anywhere in the body (a depth has no site to follow).
+fn passes_at(cfg: &Cfg, facts: &[Fact], every_path: bool) -> Vec<Held> {
+    // A path that released the caller's lock and took it again itself (the
+    // retry loop of mfill_atomic_hugetlb()) still holds the kind: a path
+    // counts if it holds the entry site or a site of its own.
+    let entry_held = |f: &Fact, kind: ContextKind| {
+        bits(f.held).any(|s| cfg.acquires.get(s).is_some_and(|a| a.kind == kind))
+    };
+    let holds = |kind| {
+        if every_path {
+            facts.iter().all(|f| entry_held(f, kind))
+        } else {
+            facts.iter().any(|f| entry_held(f, kind))
         }
+    };
+    let mut out = Vec::new();
+    if holds(ContextKind::Mmap) {
+        out.push(Held::Mmap);
+    }
+    if holds(ContextKind::Atomic) {
+        out.push(Held::Atomic);
+    }
+    let enables = cfg.nodes.iter().flat_map(|n| &n.events).any(|e| {
+        matches!(
+            e.kind,
+            EventKind::FaultEnable
+                | EventKind::Unmap {
+                    family: MapFamily::Atomic,
+                    ..
+                }
+        )
+    });
+    if !enables {
+        out.push(Held::FaultsDisabled);
     }
     out
 }
 
-/// The contexts held on every path (every fact) before a call.
+/// The contexts held before a call: on every path (every fact), or with
+/// `every_path` false on some path (some fact).
 fn held_at(
     catalogue: &Catalogue,
     cfg: &Cfg,
     facts: &[Fact],
+    every_path: bool,
     call: Span,
     src: &[u8],
     lines: &LineIndex,
 ) -> Vec<HeldContext> {
     let site_of = |f: &Fact, kind: ContextKind| {
-        bits(f.held).find(|&s| cfg.acquires.get(s).is_some_and(|a| a.kind == kind))
+        bits(f.held).find(|&s| {
+            cfg.acquires
+                .get(s)
+                .is_some_and(|a| a.kind == kind && !a.entry)
+        })
+    };
+    let quantifier = |holds: &dyn Fn(&Fact) -> bool| -> Option<&Fact> {
+        if every_path {
+            facts.iter().all(holds).then(|| &facts[0])
+        } else {
+            facts.iter().find(|f| holds(f))
+        }
     };
     let mut out = Vec::new();
-    if facts
-        .iter()
-        .all(|f| site_of(f, ContextKind::Mmap).is_some())
-        && let Some(s) = site_of(&facts[0], ContextKind::Mmap)
+    if let Some(f) = quantifier(&|f| site_of(f, ContextKind::Mmap).is_some())
+        && let Some(s) = site_of(f, ContextKind::Mmap)
     {
         let a = &cfg.acquires[s];
         out.push(HeldContext {
@@ -310,16 +375,16 @@ fn held_at(
             line: lines.position(a.span.start).0,
         });
     }
-    if facts
-        .iter()
-        .all(|f| site_of(f, ContextKind::Atomic).is_some() || !f.atomic.is_empty())
+    if let Some(f) =
+        quantifier(&|f| site_of(f, ContextKind::Atomic).is_some() || !f.atomic.is_empty())
     {
-        let (by, span) = match site_of(&facts[0], ContextKind::Atomic) {
-            Some(s) => (cfg.acquires[s].name.clone(), cfg.acquires[s].span),
-            None => {
-                let m = &cfg.maps[facts[0].atomic[0] as usize];
+        let (by, span) = match (site_of(f, ContextKind::Atomic), f.atomic.first()) {
+            (Some(s), _) => (cfg.acquires[s].name.clone(), cfg.acquires[s].span),
+            (None, Some(&m)) => {
+                let m = &cfg.maps[m as usize];
                 (m.name.clone(), m.span)
             }
+            (None, None) => return out,
         };
         out.push(HeldContext {
             held: Held::Atomic,
@@ -328,7 +393,7 @@ fn held_at(
             line: lines.position(span.start).0,
         });
     }
-    if facts.iter().all(Fact::faults_disabled) {
+    if quantifier(&Fact::faults_disabled).is_some() {
         // The disable closest before the call names it (no site is kept
         // for pagefault_disable(): it is a depth, not a set).
         let disable = cfg

@@ -318,6 +318,7 @@ fn call_event(cx: &EventCx<'_>, call: TsNode<'_>, cfg: &mut Cfg) -> Option<Event
                 kind: ctx.kind,
                 arg,
                 span,
+                entry: false,
             });
             EventKind::Acquire { site }
         }
@@ -332,6 +333,7 @@ fn call_event(cx: &EventCx<'_>, call: TsNode<'_>, cfg: &mut Cfg) -> Option<Event
             }
             EventKind::Release {
                 group: ctx.group,
+                kind: ctx.kind,
                 arg,
             }
         }

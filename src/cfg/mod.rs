@@ -92,6 +92,7 @@ pub enum EventKind {
     /// A context of `group` is released; `arg` is the normalized first argument.
     Release {
         group: u16,
+        kind: ContextKind,
         arg: String,
     },
     /// A user-memory access; `access` indexes `Cfg::accesses`.
@@ -162,6 +163,9 @@ pub struct AcquireSite {
     pub kind: ContextKind,
     pub arg: String,
     pub span: Span,
+    /// Not a call: the context the function's caller holds at entry, in a
+    /// call summary (src/callgraph/scan.rs). Any release of its kind ends it.
+    pub entry: bool,
 }
 
 /// A user access and the syntax around it that rules may need.
