@@ -116,10 +116,13 @@ impl Inference<'_, '_> {
                 targets: HashSet::new(),
             };
             self.analyzed += 1;
-            let Some((cfg, facts)) =
-                self.scanner
-                    .analyze(&mut passes[def.pass], def.index, &extra, self.deadline)
-            else {
+            let Some((cfg, facts)) = self.scanner.analyze_from(
+                &mut passes[def.pass],
+                def.index,
+                &extra,
+                true,
+                self.deadline,
+            ) else {
                 continue;
             };
             // Widened facts union held contexts over paths: a function that
@@ -172,10 +175,31 @@ fn from_exits(catalogue: &Catalogue, cfg: &Cfg, facts: &Facts) -> Option<Api> {
             EventKind::Acquire { site } => acc | bit(site),
             _ => acc,
         });
+    // A function that releases its caller's lock and takes it again
+    // (jffs2_find_gc_block() drops and retakes erase_completion_lock) ends
+    // with a lock held that it did not add: no helper of that kind. The
+    // analysis starts with entry sites held (`AcquireSite::entry`): an exit
+    // without the entry site of a kind released the caller's context.
+    let kept_entry = |kind: ContextKind| {
+        exits().all(|f| {
+            bits(f.held).any(|s| {
+                cfg.acquires
+                    .get(s)
+                    .is_some_and(|a| a.entry && a.kind == kind)
+            })
+        })
+    };
     // mmap_lock first: it is what a fault would take again.
     for kind in [ContextKind::Mmap, ContextKind::Atomic] {
+        if !kept_entry(kind) {
+            continue;
+        }
         let held = exits().find_map(|f| {
-            bits(f.held & !tested).find(|&s| cfg.acquires.get(s).is_some_and(|a| a.kind == kind))
+            bits(f.held & !tested).find(|&s| {
+                cfg.acquires
+                    .get(s)
+                    .is_some_and(|a| a.kind == kind && !a.entry)
+            })
         });
         if let Some(site) = held {
             return Some(Api::Acquire(ContextRef {
@@ -189,7 +213,12 @@ fn from_exits(catalogue: &Catalogue, cfg: &Cfg, facts: &Facts) -> Option<Api> {
         return Some(Api::FaultDisable);
     }
     // Releases what it never took: it releases its caller's context.
-    let acquired: HashSet<u16> = cfg.acquires.iter().map(|a| a.group).collect();
+    let acquired: HashSet<u16> = cfg
+        .acquires
+        .iter()
+        .filter(|a| !a.entry)
+        .map(|a| a.group)
+        .collect();
     let events = || cfg.nodes.iter().flat_map(|n| &n.events);
     if let Some(group) = events().find_map(|e| match e.kind {
         EventKind::Release { group, .. } if !acquired.contains(&group) => Some(group),

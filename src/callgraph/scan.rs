@@ -139,12 +139,14 @@ impl<'c> Scanner<'c> {
             let pass = &passes[def.pass];
             let span = &pass.functions[def.index];
             let caller_static = span.is_static;
-            // A context held on every path to the call is what a caller
-            // summary wants; widened facts (a large caller such as
-            // mfill_atomic_hugetlb()) union paths, so there a context held
-            // in some fact is held on some path, still a path on which the
-            // callee runs with it: that is what is recorded then.
-            let every_path = !facts.widened;
+            // Widened facts (a large caller such as binder_transaction())
+            // union held contexts over paths and loop iterations, so they
+            // would name a lock taken after the call: such a caller gives
+            // no evidence, and passes none through.
+            if facts.widened || !facts.converged {
+                continue;
+            }
+            let every_path = true;
             for (id, node) in cfg.nodes.iter().enumerate() {
                 let id = crate::cfg::NodeId::try_from(id).unwrap_or(crate::cfg::NodeId::MAX);
                 for (index, event) in node.events.iter().enumerate() {
@@ -181,21 +183,11 @@ impl<'c> Scanner<'c> {
         out
     }
 
-    /// Parses one body of a pass and solves its dataflow.
-    pub(super) fn analyze(
-        &self,
-        pass: &mut Pass,
-        index: usize,
-        extra: &Extra,
-        deadline: Option<Instant>,
-    ) -> Option<(Cfg, Facts)> {
-        self.analyze_from(pass, index, extra, false, deadline)
-    }
-
-    /// [`Scanner::analyze`]; with `entry_contexts`, the dataflow starts with
-    /// a caller's mmap_lock and atomic context held (`AcquireSite::entry`),
-    /// to see whether they survive to each call.
-    fn analyze_from(
+    /// Parses one body of a pass and solves its dataflow; with
+    /// `entry_contexts`, the dataflow starts with a caller's mmap_lock and
+    /// atomic context held (`AcquireSite::entry`), to see whether they
+    /// survive to each call or exit.
+    pub(super) fn analyze_from(
         &self,
         pass: &mut Pass,
         index: usize,
