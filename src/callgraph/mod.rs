@@ -28,16 +28,32 @@ use std::collections::{HashMap, HashSet};
 /// Callers followed above a wanted function (caller, its caller, ...).
 pub const MAX_DEPTH: usize = 3;
 
-/// FNV-1a of an identifier: the currency of [`CallIndex`].
+/// FNV-1a of an identifier read backwards (the index hashes while it scans
+/// back from a `(`): the currency of [`CallIndex`]. Never 0 (an empty slot).
 pub fn name_hash(name: &[u8]) -> u32 {
-    name.iter().fold(0x811c_9dc5_u32, |h, &b| {
-        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    })
+    name.iter()
+        .rev()
+        .fold(FNV_OFFSET, |h, &b| fnv_step(h, b))
+        .max(1)
 }
 
-fn is_ident_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_'
+const FNV_OFFSET: u32 = 0x811c_9dc5;
+
+fn fnv_step(h: u32, b: u8) -> u32 {
+    (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
 }
+
+/// Identifier bytes, as a table: the index asks once per byte scanned.
+static IDENT: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric() || b == b'_';
+        i += 1;
+    }
+    t
+};
 
 /// The identifiers a file calls (followed by `(`), as sorted hashes. Built
 /// from the raw bytes (comments and strings included: a superset is fine,
@@ -45,8 +61,9 @@ fn is_ident_byte(b: u8) -> bool {
 ///
 /// This runs on every byte of the tree, so it is kept cheap: only a name
 /// written against its `(` counts (kernel style, which checkpatch enforces;
-/// it also skips `if (`, `for (`, `while (`), and duplicates are dropped in
-/// a reused open-addressing table instead of sorting every hit.
+/// it also skips `if (`, `for (`, `while (`), names ending in an upper-case
+/// letter (macros) are left out, and duplicates are dropped in a reused
+/// open-addressing table instead of sorting every hit.
 #[derive(Clone, Debug, Default)]
 pub struct CallIndex(Vec<u32>);
 
@@ -65,15 +82,25 @@ impl CallIndex {
             let mask = size - 1;
             let mut hashes = Vec::new();
             for open in memchr::memchr_iter(b'(', src) {
+                // `IS_ERR(`, `BUG_ON(`, `READ_ONCE(`: macros, a good share of
+                // all calls, and never a function whose callers are wanted.
+                if open == 0
+                    || !IDENT[usize::from(src[open - 1])]
+                    || src[open - 1].is_ascii_uppercase()
+                {
+                    continue;
+                }
                 let mut start = open;
-                while start > 0 && is_ident_byte(src[start - 1]) {
+                let mut h = FNV_OFFSET;
+                while start > 0 && IDENT[usize::from(src[start - 1])] {
                     start -= 1;
+                    h = fnv_step(h, src[start]);
                 }
                 // Shorter names are keywords and macros (`do`), never wanted.
                 if open - start < 3 {
                     continue;
                 }
-                let h = name_hash(&src[start..open]).max(1);
+                let h = h.max(1);
                 let mut slot = (h as usize) & mask;
                 loop {
                     match table[slot] {
@@ -99,9 +126,7 @@ impl CallIndex {
 
     /// May the file call `name`? (False positives are hash collisions.)
     pub fn may_call(&self, name: &str) -> bool {
-        self.0
-            .binary_search(&name_hash(name.as_bytes()).max(1))
-            .is_ok()
+        self.0.binary_search(&name_hash(name.as_bytes())).is_ok()
     }
 }
 
@@ -117,7 +142,7 @@ impl NameSet {
         let mut hashes: Vec<(u32, usize)> = names
             .iter()
             .enumerate()
-            .map(|(i, n)| (name_hash(n.as_bytes()).max(1), i))
+            .map(|(i, n)| (name_hash(n.as_bytes()), i))
             .collect();
         hashes.sort_unstable();
         Self { hashes }
