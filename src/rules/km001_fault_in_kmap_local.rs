@@ -66,10 +66,12 @@ declare_rule! {
     /// ```
     ///
     /// ## Known limitations
-    /// Callers are followed three calls up; a caller that releases the context
-    /// anywhere in its body does not pass its own caller's context through.
-    /// Acquire helpers are inferred only within the caller's file (others are
-    /// catalogue entries, queries/api/context.toml). `guard()` and
+    /// Callers are followed three calls up. A caller whose dataflow had to be
+    /// widened (a very large function) gives no evidence. Acquire helpers are
+    /// inferred only within the caller's file (others are catalogue entries,
+    /// queries/api/context.toml); an acquire tested in a condition
+    /// (`mmap_read_lock_killable()`) does not make one. Callers in headers and
+    /// calls written with a space before `(` are not found. `guard()` and
     /// `scoped_guard()` locks are not modelled. Conditions are correlated only when
     /// the same condition text guards both the disable and the enable.
     pub static KM001 = Rule {
