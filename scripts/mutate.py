@@ -24,8 +24,13 @@ Whether a mutant *should* be reported is computed, not hard-coded: the helper
 looks for KM001 "evidence" near each exposed user access with the same
 textual heuristics the rule describes (an _inatomic variant, an atomic context
 acquired before the access, mmap_lock taken in the function, a -ENOENT/-EAGAIN
-fallback after the access). Mutants without evidence are expected to be
-silent and are reported as "silent by design", not as misses.
+fallback after the access, and a caller that takes mmap_lock before calling
+the function, up to three calls up, looked for by name with rg: a static
+function in its own file, another in every .c file). The files of the direct
+callers are given to kmapcheck with the mutant (and with the original), so
+caller context counts as it does in a whole-tree run. Mutants without
+evidence are expected to be silent and are reported as "silent by design",
+not as misses.
 
 Subcommands:
   study   --tree DIR --label NAME --bin KMAPCHECK --work DIR --out FILE.json
@@ -108,6 +113,14 @@ RE_MMAP_LOCK = re.compile(
     r"mmap_write_trylock\w*|lock_mm_and_find_vma|"
     r"(?:down_read|down_write)\w*\s*\(\s*&[^;()]*mmap_(?:lock|sem))\b")
 RE_RETRY = re.compile(r"-\s*(?:ENOENT|EAGAIN)\b")
+# Caller context (issue 6): a caller that takes mmap_lock (directly, or through
+# the userfaultfd acquire helpers, or the per-VMA lock) before calling the
+# function, found by name in the files that call it, up to CALLER_DEPTH calls up.
+RE_CALLER_MMAP = re.compile(
+    r"\b(?:mmap_read_lock\w*|mmap_write_lock\w*|uffd_mfill_lock|uffd_lock_vma|"
+    r"lock_vma_under_rcu|lock_mm_and_find_vma|"
+    r"(?:down_read|down_write)\w*\s*\(\s*&[^;()]*mmap_(?:lock|sem))\s*\(")
+CALLER_DEPTH = 3
 
 
 # --------------------------------------------------------------------------
@@ -331,6 +344,9 @@ class Candidate:
     mutated_lines: list[int]
     expected: str  # error | warning | silent-no-evidence | silent-still-disabled
     skip_reason: str = ""
+    # tree-relative .c files that call the function: given to kmapcheck with
+    # the mutant, so callers' context counts as it does on the whole tree
+    caller_files: list[str] = field(default_factory=list)
 
 
 def _positions(rx: re.Pattern, body: str) -> list[int]:
@@ -362,16 +378,90 @@ def evidence_for(body: str, off: int, callee: str) -> list[str]:
     return ev
 
 
+def files_calling(tree: Path, name: str) -> list[str]:
+    rg = shutil.which("rg")
+    if not rg:
+        return []
+    p = subprocess.run([rg, "-l", "--no-messages", "-g", "*.c", r"\b" + name + r"\s*\(", "."],
+                       cwd=tree, capture_output=True, text=True)
+    return sorted(norm_path(x) for x in p.stdout.splitlines() if x.strip())
+
+
+def caller_evidence(tree: Path, rel: str, name: str, static: bool) -> tuple[list[str], list[str]]:
+    """(evidence, caller files): "caller_mmap_lock" when a function calls
+    `name` after taking mmap_lock, directly or CALLER_DEPTH calls up. A
+    static function is looked for in its own file only."""
+    files: set[str] = set()
+    seen: set[tuple[str, str]] = set()
+    todo = [(rel, name, static, 0)]
+    found = False
+    while todo and not found:
+        frel, fname, fstatic, depth = todo.pop(0)
+        if (frel, fname) in seen or depth >= CALLER_DEPTH:
+            continue
+        seen.add((frel, fname))
+        where = [frel] if fstatic else files_calling(tree, fname)
+        call = re.compile(r"\b" + re.escape(fname) + r"\s*\(")
+        for crel in where:
+            try:
+                text = (tree / crel).read_text(encoding="utf-8", errors="surrogateescape")
+            except OSError:
+                continue
+            st = strip_c(text)
+            for f in find_functions(text, st):
+                body = st[f.body_open:f.end + 1]
+                m = call.search(body)
+                if not m or f.name == fname:
+                    continue
+                if crel != rel:
+                    files.add(crel)
+                if RE_CALLER_MMAP.search(body[:m.start()]):
+                    found = True
+                    break
+                header = st[max(0, f.start - 120):f.start]
+                todo.append((crel, f.name, bool(re.search(r"\bstatic\b[^;{}]*$", header)), depth + 1))
+            if found:
+                break
+    return (["caller_mmap_lock"] if found else []), sorted(files)[:16]
+
+
 def expected_of(accesses: list[Access]) -> str:
     live = [a for a in accesses if not a.still_disabled]
     if not live:
         return "silent-still-disabled"
     evs = {e for a in live for e in a.evidence}
-    if evs & {"inatomic", "atomic", "mmap_lock"}:
+    if evs & {"inatomic", "atomic", "mmap_lock", "caller_mmap_lock"}:
         return "error"
     if "retry" in evs:
         return "warning"
     return "silent-no-evidence"
+
+
+_CALLERS: dict[tuple[str, str], tuple[list[str], list[str]]] = {}
+
+
+def _callers(tree: Path, rel: str, f: Func, stripped: str) -> tuple[list[str], list[str]]:
+    key = (rel, f.name)
+    if key not in _CALLERS:
+        header = stripped[max(0, f.start - 120):f.start]
+        static = bool(re.search(r"\bstatic\b[^;{}]*$", header))
+        _CALLERS[key] = caller_evidence(tree, rel, f.name, static)
+    return _CALLERS[key]
+
+
+def add_caller_context(tree: Path, rel: str, f: Func, stripped: str, exposed: list[Access]) -> None:
+    """Caller evidence counts only for accesses without an error-level
+    evidence of their own (what KM001 does)."""
+    if all({"inatomic", "atomic", "mmap_lock"} & set(a.evidence) for a in exposed):
+        return
+    ev, _ = _callers(tree, rel, f, stripped)
+    for a in exposed:
+        if not {"inatomic", "atomic", "mmap_lock"} & set(a.evidence):
+            a.evidence.extend(ev)
+
+
+def caller_files_of(tree: Path, rel: str, f: Func, stripped: str) -> list[str]:
+    return _callers(tree, rel, f, stripped)[1]
 
 
 def candidates_in_file(tree: Path, rel: str, label: str, kinds: set[str]) -> list[Candidate]:
@@ -400,9 +490,11 @@ def candidates_in_file(tree: Path, rel: str, label: str, kinds: set[str]) -> lis
                            for c, o in covered]
                 stmts = list(RE_PF_STMT.finditer(body))
                 n_calls = len(_positions(RE_PF_DISABLE, body)) + len(_positions(RE_PF_ENABLE, body))
+                add_caller_context(tree, rel, f, stripped, exposed)
                 cand = Candidate(label, rel, f.name, "disable", f.start_line, f.end_line,
                                  exposed, sorted({line_of(text, base + m.start()) for m in stmts}),
                                  expected_of(exposed))
+                cand.caller_files = caller_files_of(tree, rel, f, stripped)
                 if len(stmts) != n_calls:
                     cand.skip_reason = "pagefault_disable/enable not all plain statements"
                 out.append(cand)
@@ -422,8 +514,10 @@ def candidates_in_file(tree: Path, rel: str, label: str, kinds: set[str]) -> lis
                     a.still_disabled = _pf_depth_at(body, o) > 0
                     exposed.append(a)
                 lines = sorted({line_of(text, base + p) for p in maps + unmaps})
+                add_caller_context(tree, rel, f, stripped, exposed)
                 cand = Candidate(label, rel, f.name, "convert", f.start_line, f.end_line,
                                  exposed, lines, expected_of(exposed))
+                cand.caller_files = caller_files_of(tree, rel, f, stripped)
                 if re.search(r"\bkmap_atomic_prot\s*\(", body):
                     cand.skip_reason = "uses kmap_atomic_prot (no kmap_local equivalent in KM001)"
                 out.append(cand)
@@ -485,10 +579,10 @@ class Run:
     seconds: float = 0.0
 
 
-def run_kmapcheck(binary: str, root: Path, rel: str, timeout: int) -> Run:
+def run_kmapcheck(binary: str, root: Path, rel: str, timeout: int, extra: list[str] = ()) -> Run:
     t0 = time.monotonic()
     try:
-        p = subprocess.run([binary, "--format", "json", "--jobs", "1", rel], cwd=root,
+        p = subprocess.run([binary, "--format", "json", "--jobs", "1", rel, *extra], cwd=root,
                            capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return Run(-1, [], f"timeout after {timeout}s", timeout)
@@ -644,14 +738,22 @@ def cmd_study(args) -> int:
 
     # original runs: one per file (shared by all candidates of that file)
     files = sorted({c.path for c in cands})
+    # the callers' files go with each run (unmutated), so a caller's context
+    # counts as it does in the whole-tree run
+    callers_of: dict[str, list[str]] = {}
+    for c in cands:
+        callers_of.setdefault(c.path, [])
+        for x in c.caller_files:
+            if x != c.path and x not in callers_of[c.path]:
+                callers_of[c.path].append(x)
     orig_root = work / "orig"
-    for rel in files:
+    for rel in sorted(set(files) | {x for v in callers_of.values() for x in v}):
         dst = orig_root / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(tree / rel, dst)
 
     def orig_job(rel: str) -> tuple[str, Run]:
-        return rel, run_kmapcheck(args.bin, orig_root, rel, args.timeout)
+        return rel, run_kmapcheck(args.bin, orig_root, rel, args.timeout, callers_of[rel])
 
     def mut_job(idx: int, c: Candidate) -> tuple[int, Run | None]:
         if c.skip_reason:
@@ -665,7 +767,11 @@ def cmd_study(args) -> int:
             c.skip_reason = "mutation changed nothing"
             return idx, None
         dst.write_text(mutant, encoding="utf-8", errors="surrogateescape")
-        return idx, run_kmapcheck(args.bin, root, c.path, args.timeout)
+        extra = [x for x in c.caller_files if x != c.path]
+        for x in extra:
+            (root / x).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(tree / x, root / x)
+        return idx, run_kmapcheck(args.bin, root, c.path, args.timeout, extra)
 
     with cf.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as ex:
         orig_runs = dict(ex.map(lambda r: orig_job(r), files))

@@ -140,6 +140,14 @@ struct ContextEntry {
     kind: ContextKind,
     #[serde(default)]
     arg_contains: Option<String>,
+    /// How a finding names this context when a caller holds it
+    /// ("the per-VMA lock"); default: "mmap_lock" or "atomic context".
+    #[serde(default)]
+    held: Option<String>,
+    /// Substrings of a `__acquires(...)` argument that name this context:
+    /// an annotated function is an acquire helper of this group.
+    #[serde(default)]
+    annotation: Vec<String>,
     acquire: Vec<String>,
     release: Vec<String>,
 }
@@ -233,6 +241,12 @@ pub struct Catalogue {
     apis: HashMap<String, Api>,
     /// Names of the lock groups, indexed by `ContextRef::group`.
     pub group_names: Vec<String>,
+    /// How findings name a held context of each group (see context.toml).
+    pub group_held: Vec<String>,
+    /// What holding each group forbids.
+    pub group_kinds: Vec<ContextKind>,
+    /// `__acquires(...)` argument substrings and the context they name.
+    pub annotations: Vec<(String, ContextRef)>,
     /// Error codes whose return means "retry elsewhere" (without the minus).
     pub retry_codes: Vec<String>,
     /// Calls that never fault (documented in uaccess.toml); kept for `explain`.
@@ -284,6 +298,8 @@ impl Catalogue {
     pub fn merge(&mut self, extra: ExtraApi) -> Result<(), MergeError> {
         let mut added = Catalogue::default();
         added.group_names.clone_from(&self.group_names);
+        added.group_held.clone_from(&self.group_held);
+        added.group_kinds.clone_from(&self.group_kinds);
         added.load_uaccess(UaccessFile {
             access: extra.access,
             nofault: Vec::new(),
@@ -310,6 +326,9 @@ impl Catalogue {
             self.apis.entry(name).or_insert(api);
         }
         self.group_names = added.group_names;
+        self.group_held = added.group_held;
+        self.group_kinds = added.group_kinds;
+        self.annotations.extend(added.annotations);
         self.iterator_names.extend(extra.iterators);
         Ok(())
     }
@@ -383,11 +402,22 @@ impl Catalogue {
         for entry in file.context {
             let group = u16::try_from(self.group_names.len()).unwrap_or(u16::MAX);
             self.group_names.push(entry.group);
+            self.group_kinds.push(entry.kind);
+            self.group_held.push(entry.held.unwrap_or_else(|| {
+                match entry.kind {
+                    ContextKind::Mmap => "mmap_lock",
+                    ContextKind::Atomic => "atomic context",
+                }
+                .to_owned()
+            }));
             let ctx = ContextRef {
                 group,
                 kind: entry.kind,
                 arg_contains: entry.arg_contains,
             };
+            for needle in entry.annotation {
+                self.annotations.push((needle, ctx.clone()));
+            }
             for name in entry.acquire {
                 self.apis.insert(name, Api::Acquire(ctx.clone()));
             }
@@ -420,6 +450,32 @@ impl Catalogue {
         names
     }
 
+    /// Names that take or release a context or change page faults: a
+    /// function whose body calls none of them is not an acquire helper.
+    pub fn context_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .apis
+            .iter()
+            .filter(|(_, api)| {
+                matches!(
+                    api,
+                    Api::Acquire(_) | Api::Release(_) | Api::FaultDisable | Api::FaultEnable
+                )
+            })
+            .map(|(name, _)| name.as_str())
+            .collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// The context a `__acquires(arg)` annotation names, if the catalogue knows it.
+    pub fn annotated_context(&self, arg: &str) -> Option<&ContextRef> {
+        self.annotations
+            .iter()
+            .find(|(needle, _)| arg.contains(needle.as_str()))
+            .map(|(_, ctx)| ctx)
+    }
+
     /// What a called name means, if the catalogue knows it.
     pub fn lookup(&self, name: &str) -> Option<&Api> {
         self.apis.get(name).or_else(|| {
@@ -449,6 +505,13 @@ impl Catalogue {
                 .iterator_substrings
                 .iter()
                 .any(|s| name.contains(s.as_str()))
+    }
+
+    /// How a finding names a held context of `group`.
+    pub fn held_name(&self, group: u16) -> &str {
+        self.group_held
+            .get(usize::from(group))
+            .map_or("a lock", String::as_str)
     }
 
     pub fn is_retry_code(&self, ident: &str) -> bool {

@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 use walkdir::WalkDir;
 
+use crate::callgraph::{
+    self, CallIndex, Corpus, FileCalls, FileEvidence, FileId, ScanRequest, Want,
+};
 use crate::diag::Diagnostic;
 use crate::{Analyzer, FileStats, PhaseTimes};
 
@@ -42,6 +45,13 @@ pub struct RunStats {
     pub raw_parse_errors: usize,
     pub times: PhaseTimes,
     pub wall: Duration,
+    /// Functions that asked for caller context, files scanned for their
+    /// callers (all levels), and files checked again with what was found.
+    pub caller_wants: usize,
+    pub caller_files_scanned: usize,
+    pub caller_files_rechecked: usize,
+    /// Wall time of the caller summary (phase 2 and the rechecks).
+    pub callers_wall: Duration,
 }
 
 pub struct RunResult {
@@ -169,10 +179,18 @@ fn walk_inputs<'a>(
         })
 }
 
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per input, built once and moved once into a Vec: boxing would allocate per file"
+)]
 enum Outcome {
     Analyzed {
         findings: Option<FileFindings>,
         stats: FileStats,
+        /// What the file calls, for the caller summary.
+        index: CallIndex,
+        /// Its functions that want caller context.
+        wants: Vec<Want>,
     },
     /// A file that was seen but could not be checked.
     Skipped(String),
@@ -218,10 +236,21 @@ fn check_one(analyzer: &Analyzer, shown: String, path: &Path) -> Outcome {
             "{shown}: binary file (contains NUL bytes), skipped"
         ));
     }
-    let report = analyzer.check_source(&source);
+    // Callers are resolved over the whole run afterwards (`caller_pass`),
+    // so the file is checked without caller evidence here.
+    let report = analyzer.check_source_with(&source, &FileEvidence::new());
     if let Some(limit) = report.limit {
         return Outcome::Skipped(format!("{shown}: {limit}, skipped"));
     }
+    // Built while the bytes are in memory: the caller summary then reads
+    // only the files that may call a wanted name, not the tree again.
+    // Headers are not indexed: they define callers only as static inline
+    // wrappers, and they are half of the tree's bytes.
+    let index = if path.extension().is_some_and(|e| e == "c") {
+        CallIndex::new(&source)
+    } else {
+        CallIndex::default()
+    };
     let findings = (!report.diagnostics.is_empty()).then_some(FileFindings {
         path: shown,
         source,
@@ -230,7 +259,138 @@ fn check_one(analyzer: &Analyzer, shown: String, path: &Path) -> Outcome {
     Outcome::Analyzed {
         findings,
         stats: report.stats,
+        index,
+        wants: report.wants,
     }
+}
+
+/// The run's files as the caller summary sees them: the index of each
+/// checked file, read again only when the summary asks.
+struct RunCorpus<'a> {
+    inputs: &'a [Input],
+    indexes: Vec<Option<CallIndex>>,
+    scanner: callgraph::scan::Scanner<'a>,
+    pool: &'a rayon::ThreadPool,
+    scanned: usize,
+}
+
+impl Corpus for RunCorpus<'_> {
+    fn files_calling(&self, names: &[String]) -> Vec<Vec<FileId>> {
+        let wanted = callgraph::NameSet::new(names);
+        let hits: Vec<(usize, FileId)> = self.pool.install(|| {
+            self.indexes
+                .par_iter()
+                .enumerate()
+                .flat_map_iter(|(file, index)| {
+                    index
+                        .iter()
+                        .flat_map(|i| wanted.called_in(i))
+                        .map(move |name| (name, file))
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        });
+        let mut out = vec![Vec::new(); names.len()];
+        for (name, file) in hits {
+            out[name].push(file);
+        }
+        out
+    }
+
+    fn scan(&mut self, request: ScanRequest) -> Vec<(FileId, FileCalls)> {
+        self.scanned += request.len();
+        let (inputs, scanner) = (self.inputs, &self.scanner);
+        self.pool.install(|| {
+            request
+                .into_par_iter()
+                .filter_map(|(file, names)| {
+                    let Input::File { path, .. } = &inputs[file] else {
+                        return None;
+                    };
+                    // A file that changed into something unreadable since the
+                    // first pass gives no callers; the first pass named it.
+                    let source = read_source(path).ok()?.ok()?;
+                    Some((file, scanner.scan(&source, &names)))
+                })
+                .collect()
+        })
+    }
+
+    fn path(&self, file: FileId) -> Option<String> {
+        match &self.inputs[file] {
+            Input::File { shown, .. } => Some(shown.clone()),
+            Input::Problem(_) => None,
+        }
+    }
+}
+
+/// Phase 2 of the caller summary over the whole run, then the files of the
+/// functions that got caller evidence are checked again with it.
+fn caller_pass(
+    analyzer: &Analyzer,
+    inputs: &[Input],
+    outcomes: &mut [Outcome],
+    pool: &rayon::ThreadPool,
+    stats: &mut RunStats,
+) {
+    let start = Instant::now();
+    let mut wants: Vec<(FileId, Want)> = Vec::new();
+    let mut indexes = Vec::with_capacity(outcomes.len());
+    for (file, outcome) in outcomes.iter_mut().enumerate() {
+        match outcome {
+            Outcome::Analyzed {
+                index, wants: w, ..
+            } => {
+                wants.extend(std::mem::take(w).into_iter().map(|w| (file, w)));
+                indexes.push(Some(std::mem::take(index)));
+            }
+            _ => indexes.push(None),
+        }
+    }
+    stats.caller_wants = wants.len();
+    if wants.is_empty() {
+        return;
+    }
+    let mut corpus = RunCorpus {
+        inputs,
+        indexes,
+        scanner: analyzer.caller_scanner(),
+        pool,
+        scanned: 0,
+    };
+    let evidence = callgraph::summarize(&wants, &mut corpus);
+    stats.caller_files_scanned = corpus.scanned;
+    drop(corpus);
+    let mut evidence: Vec<(FileId, FileEvidence)> = evidence.into_iter().collect();
+    evidence.sort_by_key(|(file, _)| *file);
+    stats.caller_files_rechecked = evidence.len();
+    let rechecked: Vec<(FileId, Option<FileFindings>)> = pool.install(|| {
+        evidence
+            .into_par_iter()
+            .filter_map(|(file, evidence)| {
+                let Input::File { shown, path } = &inputs[file] else {
+                    return None;
+                };
+                let source = read_source(path).ok()?.ok()?;
+                let report = analyzer.check_source_with(&source, &evidence);
+                if report.limit.is_some() {
+                    return None;
+                }
+                let findings = (!report.diagnostics.is_empty()).then(|| FileFindings {
+                    path: shown.clone(),
+                    source,
+                    diagnostics: report.diagnostics,
+                });
+                Some((file, findings))
+            })
+            .collect()
+    });
+    for (file, new) in rechecked {
+        if let Outcome::Analyzed { findings, .. } = &mut outcomes[file] {
+            *findings = new;
+        }
+    }
+    stats.callers_wall = start.elapsed();
 }
 
 /// Checks every C file under `paths` with `jobs` threads (0: one per core).
@@ -275,16 +435,23 @@ impl Inputs {
     pub fn check(self, analyzer: &Analyzer, jobs: usize) -> anyhow::Result<RunResult> {
         let start = Instant::now();
         let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build()?;
-        let outcomes: Vec<Outcome> = pool.install(|| {
-            self.0
-                .into_par_iter()
+        let inputs = self.0;
+        let mut outcomes: Vec<Outcome> = pool.install(|| {
+            inputs
+                .par_iter()
                 .map(|input| match input {
-                    Input::File { shown, path } => check_one(analyzer, shown, &path),
-                    Input::Problem(p) => Outcome::Problem(p),
+                    Input::File { shown, path } => check_one(analyzer, shown.clone(), path),
+                    Input::Problem(p) => Outcome::Problem(p.clone()),
                 })
                 .collect()
         });
+        let mut caller_stats = RunStats::default();
+        caller_pass(analyzer, &inputs, &mut outcomes, &pool, &mut caller_stats);
         let mut result = collect(outcomes);
+        result.stats.caller_wants = caller_stats.caller_wants;
+        result.stats.caller_files_scanned = caller_stats.caller_files_scanned;
+        result.stats.caller_files_rechecked = caller_stats.caller_files_rechecked;
+        result.stats.callers_wall = caller_stats.callers_wall;
         result.stats.wall = start.elapsed();
         Ok(result)
     }
@@ -303,7 +470,9 @@ fn collect(outcomes: Vec<Outcome>) -> RunResult {
                 stats.files_skipped += 1;
                 problems.push(why);
             }
-            Outcome::Analyzed { findings, stats: s } => {
+            Outcome::Analyzed {
+                findings, stats: s, ..
+            } => {
                 stats.files_seen += 1;
                 if s.prefiltered_out {
                     stats.prefiltered_out += 1;

@@ -5,6 +5,7 @@
 //! on one file's bytes; `driver` runs it over trees in parallel.
 
 pub mod baseline;
+pub mod callgraph;
 pub mod catalogue;
 pub mod cfg;
 pub mod cli;
@@ -31,6 +32,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use tree_sitter::Parser;
 
+use callgraph::{FileEvidence, FileId, Want};
 use catalogue::{Catalogue, MapFamily};
 use diag::{Diagnostic, LineIndex};
 use parse::FunctionSpan;
@@ -156,6 +158,9 @@ pub struct FileReport {
     pub stats: FileStats,
     /// Set when a limit stopped the analysis: the diagnostics are incomplete.
     pub limit: Option<Limit>,
+    /// Functions whose findings depend on what their callers hold
+    /// (`Rule::wants_callers`) and that got no caller evidence yet.
+    pub wants: Vec<Want>,
 }
 
 /// Offset (in the parsed text) of the first ERROR or MISSING node, if any.
@@ -181,10 +186,10 @@ fn first_error(tree: &tree_sitter::Tree) -> Option<usize> {
 
 /// Passes over the arms of `#if` chains per file: the first arm, then arm 1,
 /// 2, 3 (a chain with more arms contributes its last to the later passes).
-const MAX_ARM_PASSES: usize = 4;
+pub(crate) const MAX_ARM_PASSES: usize = 4;
 
 thread_local! {
-    static PARSER: RefCell<Parser> = RefCell::new(parse::new_parser());
+    pub(crate) static PARSER: RefCell<Parser> = RefCell::new(parse::new_parser());
 }
 
 /// The loaded catalogue and rules; shared by all threads.
@@ -241,33 +246,100 @@ impl Analyzer {
         &self.catalogue
     }
 
-    /// Runs every rule on one file's bytes. Never fails: what does not parse
-    /// is analyzed as far as it goes and counted as partial; a file that hits
-    /// a [`Limit`] says so in `FileReport::limit`.
+    /// Runs every rule on one file's bytes, with the callers this file holds
+    /// (a single source is its own whole program: see [`callgraph`]). Never
+    /// fails: what does not parse is analyzed as far as it goes and counted
+    /// as partial; a file that hits a [`Limit`] says so in `FileReport::limit`.
     pub fn check_source(&self, src: &[u8]) -> FileReport {
         self.check_patched_source(src, &rules::conversion::PreImages::default())
     }
 
     /// [`Analyzer::check_source`] on a patch's post-image: each function sees
-    /// the summary of its pre-image (by name) in `RuleCx::pre_image`.
+    /// the summary of its pre-image (by name) in `RuleCx::pre_image`, and the
+    /// callers the post-image file holds.
     pub fn check_patched_source(
         &self,
         src: &[u8],
         pre_images: &rules::conversion::PreImages,
     ) -> FileReport {
+        let first = self.check_with(src, pre_images, &FileEvidence::new());
+        if first.wants.is_empty() || first.limit.is_some() {
+            return first;
+        }
+        let mut corpus = callgraph::OneSource::new(self.caller_scanner(), src);
+        let wants: Vec<(FileId, Want)> = first.wants.iter().map(|w| (0, w.clone())).collect();
+        let evidence = callgraph::summarize(&wants, &mut corpus);
+        match evidence.get(&0) {
+            Some(evidence) => {
+                let mut again = self.check_with(src, pre_images, evidence);
+                if again.limit.is_some() {
+                    return first;
+                }
+                again.stats = first.stats;
+                again.wants = first.wants;
+                again
+            }
+            None => first,
+        }
+    }
+
+    /// The scanner phase 2 of the call summary uses, with this run's limits.
+    pub fn caller_scanner(&self) -> callgraph::scan::Scanner<'_> {
+        callgraph::scan::Scanner::new(&self.catalogue, self.options.file_timeout)
+    }
+
+    /// `first` again with caller evidence: its findings are replaced, its
+    /// statistics kept (the functions were counted once).
+    pub fn recheck(&self, src: &[u8], evidence: &FileEvidence, first: FileReport) -> FileReport {
+        let mut again = self.check_source_with(src, evidence);
+        if again.limit.is_some() {
+            return first;
+        }
+        again.stats = first.stats;
+        again.wants = first.wants;
+        again
+    }
+
+    /// Runs every rule on one file's bytes with the given caller evidence
+    /// and names the functions that want more ([`FileReport::wants`]).
+    pub fn check_source_with(&self, src: &[u8], evidence: &FileEvidence) -> FileReport {
+        self.check_with(src, &rules::conversion::PreImages::default(), evidence)
+    }
+
+    fn check_with(
+        &self,
+        src: &[u8],
+        pre_images: &rules::conversion::PreImages,
+        evidence: &FileEvidence,
+    ) -> FileReport {
         let mut report = FileReport::default();
         let mut diagnostics = Vec::new();
+        let mut wants: Vec<Want> = Vec::new();
+        let wanting: Vec<fn(&RuleCx<'_>) -> bool> =
+            self.rules.iter().filter_map(|r| r.wants_callers).collect();
         report.limit = self
             .for_each_function(src, &mut report.stats, &mut |cx, span| {
+                let callers = evidence.get(&span.name).map_or(&[][..], Vec::as_slice);
                 let cx = RuleCx {
+                    callers,
                     pre_image: pre_images.get(&span.name),
                     ..*cx
                 };
                 for rule in &self.rules {
                     diagnostics.extend((rule.check)(&cx));
                 }
+                if callers.is_empty() && wanting.iter().any(|w| w(&cx)) {
+                    let want = Want {
+                        function: span.name.clone(),
+                        is_static: span.is_static,
+                    };
+                    if !wants.contains(&want) {
+                        wants.push(want);
+                    }
+                }
             })
             .err();
+        report.wants = wants;
         report.diagnostics = diagnostics;
         report
             .diagnostics
@@ -481,6 +553,7 @@ impl Analyzer {
             cfg: &graph,
             facts: &facts,
             pre_image: None,
+            callers: &[],
         };
         visit(&cx, span);
         stats.times.rules += t.elapsed();

@@ -419,4 +419,11 @@ fn print_stats(result: &RunResult, dropped: &Dropped) {
     eprintln!("  cfg:               {:.1} ms", ms(s.times.cfg));
     eprintln!("  dataflow:          {:.1} ms", ms(s.times.dataflow));
     eprintln!("  rules:             {:.1} ms", ms(s.times.rules));
+    eprintln!(
+        "callers (wall):      {:.1} ms: {} function(s) asked, {} file scan(s), {} file(s) rechecked",
+        ms(s.callers_wall),
+        s.caller_wants,
+        s.caller_files_scanned,
+        s.caller_files_rechecked
+    );
 }

@@ -27,6 +27,8 @@ pub struct FunctionSpan {
     pub body_end: usize,
     /// The body has no closing brace (truncated or unbalanced input).
     pub truncated: bool,
+    /// Declared `static`: callable from its own file only.
+    pub is_static: bool,
 }
 
 fn is_ident_byte(b: u8) -> bool {
@@ -67,6 +69,7 @@ pub fn find_functions(pre: &[u8], catalogue: &Catalogue) -> Vec<FunctionSpan> {
                             body_start: open,
                             body_end: pos + 1,
                             truncated: false,
+                            is_static: is_static(&pre[item_start..open]),
                         });
                     }
                     item_start = pos + 1;
@@ -87,6 +90,7 @@ pub fn find_functions(pre: &[u8], catalogue: &Catalogue) -> Vec<FunctionSpan> {
             body_start: open,
             body_end: pre.len(),
             truncated: true,
+            is_static: is_static(&pre[item_start..open]),
         });
     }
     out
@@ -128,6 +132,13 @@ fn function_name(header: &[u8], catalogue: &Catalogue) -> String {
         i += 1;
     }
     "<unknown>".to_owned()
+}
+
+/// Does a (preprocessed) function header declare it `static`?
+fn is_static(header: &[u8]) -> bool {
+    header
+        .split(|b| !is_ident_byte(*b))
+        .any(|word| word == b"static")
 }
 
 /// Bodies larger than this are not parsed. The largest top-level brace group

@@ -3,6 +3,10 @@
 //! silent). `// expect: KM0NN severity` markers in the C are checked too, and
 //! missing and noisy findings are reported apart.
 //!
+//! A folder `fixtures/KM0NN/<case>/` is one case of several files checked
+//! in one run (a caller in one file, its callee in another), with its
+//! expected output in `fixtures/KM0NN/<case>.stderr`.
+//!
 //! `KMAPCHECK_BLESS=1 cargo test --test ui` rewrites the expected files.
 
 use std::collections::BTreeSet;
@@ -43,7 +47,7 @@ fn rule_fixtures() -> Vec<PathBuf> {
             .expect("readable fixture folder")
             .flatten()
         {
-            if file.path().extension().is_some_and(|e| e == "c") {
+            if file.path().extension().is_some_and(|e| e == "c") || file.path().is_dir() {
                 out.push(file.path());
             }
         }
@@ -83,33 +87,45 @@ fn fixtures_match_expected_output_and_markers() {
     );
     let mut failures = Vec::new();
     for path in &fixtures {
-        let source = std::fs::read(path).unwrap();
-        let report = analyzer_for(path).check_source(&source);
-        let shown = path.to_string_lossy().replace('\\', "/");
-        let index = LineIndex::new(&source);
-        let got: BTreeSet<_> = report
-            .diagnostics
-            .iter()
-            .map(|d| {
-                (
-                    index.position(d.primary.span.start).0,
-                    d.code.to_owned(),
-                    d.severity.as_str().to_owned(),
-                )
-            })
-            .collect();
-        let want = markers(&String::from_utf8_lossy(&source));
-        for m in want.difference(&got) {
-            failures.push(format!("{shown}:{}: missing {} {}", m.0, m.1, m.2));
+        let analyzer = analyzer_for(path);
+        let (files, checked) = if path.is_dir() {
+            check_folder(&analyzer, path)
+        } else {
+            check_file(&analyzer, path)
+        };
+        for file in &files {
+            let index = LineIndex::new(&file.source);
+            let got: BTreeSet<_> = file
+                .diagnostics
+                .iter()
+                .map(|d| {
+                    (
+                        index.position(d.primary.span.start).0,
+                        d.code.to_owned(),
+                        d.severity.as_str().to_owned(),
+                    )
+                })
+                .collect();
+            let want = checked
+                .iter()
+                .find(|(shown, _)| *shown == file.path)
+                .map(|(_, m)| m.clone())
+                .unwrap_or_default();
+            for m in want.difference(&got) {
+                failures.push(format!("{}:{}: missing {} {}", file.path, m.0, m.1, m.2));
+            }
+            for m in got.difference(&want) {
+                failures.push(format!("{}:{}: noisy {} {}", file.path, m.0, m.1, m.2));
+            }
         }
-        for m in got.difference(&want) {
-            failures.push(format!("{shown}:{}: noisy {} {}", m.0, m.1, m.2));
+        // Markers in files without findings are missing findings.
+        for (shown, want) in &checked {
+            if !files.iter().any(|f| f.path == *shown) {
+                for m in want {
+                    failures.push(format!("{shown}:{}: missing {} {}", m.0, m.1, m.2));
+                }
+            }
         }
-        let files = vec![FileFindings {
-            path: shown.clone(),
-            source,
-            diagnostics: report.diagnostics,
-        }];
         let rendered = String::from_utf8(report::human::render(&files, false)).unwrap();
         let expected_path = path.with_extension("stderr");
         compare(&expected_path, &rendered, bless, &mut failures);
@@ -120,6 +136,40 @@ fn fixtures_match_expected_output_and_markers() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+type Markers = BTreeSet<(usize, String, String)>;
+
+/// One file alone: `check_source`, where callers in the same file count.
+fn check_file(analyzer: &Analyzer, path: &Path) -> (Vec<FileFindings>, Vec<(String, Markers)>) {
+    let source = std::fs::read(path).unwrap();
+    let report = analyzer.check_source(&source);
+    let shown = path.to_string_lossy().replace('\\', "/");
+    let markers = markers(&String::from_utf8_lossy(&source));
+    let files = if report.diagnostics.is_empty() {
+        Vec::new()
+    } else {
+        vec![FileFindings {
+            path: shown.clone(),
+            source,
+            diagnostics: report.diagnostics,
+        }]
+    };
+    (files, vec![(shown, markers)])
+}
+
+/// A folder: its files in one run of the driver, as `kmapcheck DIR` does.
+fn check_folder(analyzer: &Analyzer, dir: &Path) -> (Vec<FileFindings>, Vec<(String, Markers)>) {
+    let result = kmapcheck::driver::run(analyzer, &[dir.to_path_buf()], false, 1).unwrap();
+    let mut checked = Vec::new();
+    for file in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = file.path();
+        if path.extension().is_some_and(|e| e == "c") {
+            let source = std::fs::read_to_string(&path).unwrap();
+            checked.push((path.to_string_lossy().replace('\\', "/"), markers(&source)));
+        }
+    }
+    (result.files, checked)
 }
 
 fn compare(expected_path: &Path, rendered: &str, bless: bool, failures: &mut Vec<String>) {

@@ -13,7 +13,7 @@ use std::ops::ControlFlow;
 
 use tree_sitter::Node as TsNode;
 
-use super::events::{EventCx, collect, identifiers};
+use super::events::{EventCx, Extra, collect, identifiers};
 use super::{Assume, Cfg, CondInfo, EXIT, Edge, EdgeKind, EventKind, Node, NodeId, NodeKind, Span};
 use crate::catalogue::Catalogue;
 use crate::syntax::preorder;
@@ -27,8 +27,21 @@ type Pending = Vec<(NodeId, EdgeKind, Option<Assume>)>;
 /// Builds the graph of one body. `root` is the tree's root: the body parsed as
 /// a top-level compound statement (plus whatever error recovery produced).
 pub fn build(catalogue: &Catalogue, text: &[u8], base: usize, root: TsNode<'_>) -> Cfg {
+    build_with(catalogue, &Extra::default(), text, base, root)
+}
+
+/// [`build`], with names the catalogue does not know: acquire helpers
+/// inferred from the file, and calls to record as [`super::EventKind::Call`].
+pub fn build_with(
+    catalogue: &Catalogue,
+    extra: &Extra,
+    text: &[u8],
+    base: usize,
+    root: TsNode<'_>,
+) -> Cfg {
     let probe = EventCx {
         catalogue,
+        extra,
         text,
         base,
         cond_idents: &[],
@@ -38,6 +51,7 @@ pub fn build(catalogue: &Catalogue, text: &[u8], base: usize, root: TsNode<'_>) 
     let cond_texts = conds.clone();
     let cx = EventCx {
         catalogue,
+        extra,
         text,
         base,
         cond_idents: &cond_idents,

@@ -35,6 +35,7 @@ pub fn dump(cfg: &Cfg, line_of: &dyn Fn(usize) -> usize) -> String {
                 EventKind::Relies { site } => {
                     format!("relies:{}", cfg.relies[*site as usize].name)
                 }
+                EventKind::Call { call } => format!("call:{}", cfg.calls[*call as usize].name),
                 EventKind::SetCond { cond, value } => {
                     format!("set:{}={value}", cfg.conds[*cond as usize].text)
                 }

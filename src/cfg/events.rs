@@ -1,5 +1,6 @@
 //! Turn the calls inside one statement or condition into catalogue events.
 
+use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 
 use tree_sitter::Node as TsNode;
@@ -10,9 +11,21 @@ use super::{
 use crate::catalogue::{Api, Catalogue};
 use crate::syntax::preorder;
 
+/// Names a graph is built with beyond the catalogue, for call summaries.
+#[derive(Debug, Default)]
+pub struct Extra {
+    /// Functions of the file inferred to return holding a context (an
+    /// acquire helper such as `uffd_mfill_lock()`): their calls are acquires.
+    pub helpers: HashMap<String, Api>,
+    /// Functions whose call sites are summarized: their calls become
+    /// `EventKind::Call` events, so the dataflow records the context there.
+    pub targets: HashSet<String>,
+}
+
 /// What event extraction needs besides the node.
 pub struct EventCx<'a> {
     pub catalogue: &'a Catalogue,
+    pub extra: &'a Extra,
     /// The parsed text (the function body slice of the preprocessed file).
     pub text: &'a [u8],
     /// Offset of `text` in the file.
@@ -224,8 +237,25 @@ fn call_event(cx: &EventCx<'_>, call: TsNode<'_>, cfg: &mut Cfg) -> Option<Event
         return None;
     }
     let name = cx.raw(function);
-    let api = cx.catalogue.lookup(name)?;
     let span = cx.span(call);
+    let Some(api) = cx
+        .catalogue
+        .lookup(name)
+        .or_else(|| cx.extra.helpers.get(name))
+    else {
+        if !cx.extra.targets.contains(name) {
+            return None;
+        }
+        let index = u32::try_from(cfg.calls.len()).unwrap_or(u32::MAX);
+        cfg.calls.push(CallSite {
+            name: name.to_owned(),
+            span,
+        });
+        return Some(Event {
+            kind: EventKind::Call { call: index },
+            span,
+        });
+    };
     let kind = match api {
         Api::Map(family) => {
             let site = u16::try_from(cfg.maps.len()).unwrap_or(u16::MAX);
@@ -299,6 +329,7 @@ fn call_event(cx: &EventCx<'_>, call: TsNode<'_>, cfg: &mut Cfg) -> Option<Event
                 kind: ctx.kind,
                 arg,
                 span,
+                entry: false,
             });
             EventKind::Acquire { site }
         }
@@ -313,6 +344,7 @@ fn call_event(cx: &EventCx<'_>, call: TsNode<'_>, cfg: &mut Cfg) -> Option<Event
             }
             EventKind::Release {
                 group: ctx.group,
+                kind: ctx.kind,
                 arg,
             }
         }

@@ -92,6 +92,7 @@ pub enum EventKind {
     /// A context of `group` is released; `arg` is the normalized first argument.
     Release {
         group: u16,
+        kind: ContextKind,
         arg: String,
     },
     /// A user-memory access; `access` indexes `Cfg::accesses`.
@@ -119,6 +120,12 @@ pub enum EventKind {
     /// (per-CPU state, context tests); `site` indexes `Cfg::relies`.
     Relies {
         site: u32,
+    },
+    /// A direct call of a function whose callers are being summarized
+    /// (`Extra::targets`); `call` indexes `Cfg::calls`. Changes no fact: the
+    /// facts before it are the context the callee runs in.
+    Call {
+        call: u32,
     },
 }
 
@@ -169,6 +176,9 @@ pub struct AcquireSite {
     pub kind: ContextKind,
     pub arg: String,
     pub span: Span,
+    /// Not a call: the context the function's caller holds at entry, in a
+    /// call summary (src/callgraph/scan.rs). Any release of its kind ends it.
+    pub entry: bool,
 }
 
 /// A user access and the syntax around it that rules may need.
@@ -203,6 +213,8 @@ pub struct Cfg {
     pub accesses: Vec<AccessSite>,
     pub sleeps: Vec<CallSite>,
     pub relies: Vec<RelianceSite>,
+    /// Calls of `Extra::targets`, in the order found.
+    pub calls: Vec<CallSite>,
     pub conds: Vec<CondInfo>,
     /// False when part of the body did not parse, nesting was too deep, or a
     /// `goto` had no label: the graph is an approximation.

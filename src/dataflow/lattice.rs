@@ -105,6 +105,8 @@ pub fn bit(site: u16) -> u64 {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct State {
     pub facts: Vec<Fact>,
+    /// Widening merged facts here: held contexts are "on some path" only.
+    pub widened: bool,
 }
 
 impl State {
@@ -131,6 +133,7 @@ impl State {
         self.facts.sort_unstable();
         self.facts.dedup();
         if self.facts.len() > MAX_FACTS {
+            self.widened = true;
             self.widen();
         }
     }

@@ -6,7 +6,7 @@ pub mod lattice;
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::catalogue::MapFamily;
+use crate::catalogue::{ContextKind, MapFamily};
 use crate::cfg::events::identifiers;
 use crate::cfg::{Assume, Cfg, ENTRY, EXIT, EventKind, NodeId};
 use lattice::{Fact, MAX_DEPTH, State, bit, push_live};
@@ -23,6 +23,9 @@ pub struct Facts {
     pub exits: Vec<(NodeId, Vec<Fact>)>,
     /// False if the iteration bound stopped the fixpoint early.
     pub converged: bool,
+    /// Widening merged facts somewhere: a held context in a fact may then
+    /// be held on some of its paths only (call summaries need exact facts).
+    pub widened: bool,
 }
 
 impl Facts {
@@ -41,8 +44,14 @@ pub fn solve(cfg: &Cfg) -> Facts {
 /// bounds the iterations, but a large graph times many facts per visit can
 /// still outlast a per-file time limit.
 pub fn solve_until(cfg: &Cfg, deadline: Option<std::time::Instant>) -> Facts {
+    solve_from(cfg, Fact::entry(), deadline)
+}
+
+/// [`solve_until`] from a given fact at entry (a call summary starts with
+/// the caller's contexts held, `AcquireSite::entry`).
+pub fn solve_from(cfg: &Cfg, entry: Fact, deadline: Option<std::time::Instant>) -> Facts {
     let mut states = vec![State::default(); cfg.nodes.len()];
-    states[ENTRY as usize].join([Fact::entry()]);
+    states[ENTRY as usize].join([entry]);
     let mut queue: VecDeque<NodeId> = VecDeque::from([ENTRY]);
     let mut queued = vec![false; cfg.nodes.len()];
     queued[ENTRY as usize] = true;
@@ -70,6 +79,7 @@ pub fn solve_until(cfg: &Cfg, deadline: Option<std::time::Instant>) -> Facts {
     }
     let mut facts = Facts {
         converged,
+        widened: states.iter().any(|s| s.widened),
         ..Facts::default()
     };
     for (id, node) in cfg.nodes.iter().enumerate() {
@@ -159,7 +169,9 @@ fn apply(cfg: &Cfg, event: &EventKind, fact: &mut Fact) {
         EventKind::FaultDisable => fact.pf_depth = (fact.pf_depth + 1).min(MAX_DEPTH),
         EventKind::FaultEnable => fact.pf_depth = fact.pf_depth.saturating_sub(1),
         EventKind::Acquire { site } => fact.held |= bit(*site),
-        EventKind::Release { group, arg } => fact.held &= !released(cfg, fact.held, *group, arg),
+        EventKind::Release { group, kind, arg } => {
+            fact.held &= !released(cfg, fact.held, *group, *kind, arg);
+        }
         EventKind::Forget { conds } => fact.forget(*conds),
         EventKind::SetCond { cond, value } => {
             fact.forget(bit(*cond));
@@ -171,7 +183,10 @@ fn apply(cfg: &Cfg, event: &EventKind, fact: &mut Fact) {
                 *fact = updated;
             }
         }
-        EventKind::Access { .. } | EventKind::Sleep { .. } | EventKind::Relies { .. } => {}
+        EventKind::Access { .. }
+        | EventKind::Sleep { .. }
+        | EventKind::Relies { .. }
+        | EventKind::Call { .. } => {}
     }
 }
 
@@ -303,10 +318,30 @@ fn variables(text: &str) -> impl Iterator<Item = &str> {
     })
 }
 
-/// The held sites a release ends: same group and argument, else the whole group.
-fn released(cfg: &Cfg, held: u64, group: u16, arg: &str) -> u64 {
+/// The held sites a release ends: same group and argument, else the whole
+/// group; with none of its group held here, a caller's context at entry of
+/// the same kind (the caller's lock is the one released).
+fn released(cfg: &Cfg, held: u64, group: u16, kind: ContextKind, arg: &str) -> u64 {
+    let local = released_in_group(cfg, held, group, arg);
+    if local != 0 {
+        return local;
+    }
+    bits(held)
+        .filter(|&s| {
+            cfg.acquires
+                .get(s)
+                .is_some_and(|a| a.entry && a.kind == kind)
+        })
+        .fold(0u64, |acc, s| acc | (1u64 << s.min(63)))
+}
+
+fn released_in_group(cfg: &Cfg, held: u64, group: u16, arg: &str) -> u64 {
     let in_group: Vec<usize> = bits(held)
-        .filter(|&s| cfg.acquires.get(s).is_some_and(|a| a.group == group))
+        .filter(|&s| {
+            cfg.acquires
+                .get(s)
+                .is_some_and(|a| a.group == group && !a.entry)
+        })
         .collect();
     let same_arg = in_group
         .iter()

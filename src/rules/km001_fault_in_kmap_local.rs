@@ -1,4 +1,5 @@
 use super::{Needle, RuleCx, accesses, declare_rule, evidence};
+use crate::callgraph::{CallerEvidence, Held};
 use crate::catalogue::{ContextKind, MapFamily};
 use crate::cfg::Span;
 use crate::dataflow::lattice::Fact;
@@ -30,7 +31,16 @@ declare_rule! {
     /// 2. an atomic context is held at the access (`spin_lock*()`, `local_irq_save()`,
     ///    `preempt_disable()`, `rcu_read_lock()`, `pte_offset_map_lock()`, ...) — error;
     /// 3. `mmap_lock` is held at the access, taken in this function — error;
-    /// 4. a failed copy leads to a "retry elsewhere" fallback (`-ENOENT`, `-EAGAIN`) — warning.
+    /// 4. a caller holds `mmap_lock` (or the per-VMA lock) or an atomic context on
+    ///    every path to its call of this function, or is called so itself, up to three
+    ///    calls above (`caller mfill_atomic_pte() holds mmap_lock at mm/userfaultfd.c:693`)
+    ///    — error. Callers are looked up in the files given (the whole tree for `.`);
+    ///    a static function is called from its own file only, a call resolves to
+    ///    another file only if that file does not define the name, and a call
+    ///    through a function pointer names no caller. A caller may take the lock
+    ///    through an acquire helper of its file (`uffd_mfill_lock()`), recognized
+    ///    from its body or its `__acquires()` annotation;
+    /// 5. a failed copy leads to a "retry elsewhere" fallback (`-ENOENT`, `-EAGAIN`) — warning.
     ///
     /// A plain `copy_from_user()` under `kmap_local_page()` with none of these is
     /// correct: faults are allowed there, and the rule stays silent.
@@ -56,8 +66,12 @@ declare_rule! {
     /// ```
     ///
     /// ## Known limitations
-    /// Context held by callers is not seen yet (the seed function's caller holds
-    /// `mmap_lock`, so the seed is a warning from evidence 4 alone). `guard()` and
+    /// Callers are followed three calls up. A caller whose dataflow had to be
+    /// widened (a very large function) gives no evidence. Acquire helpers are
+    /// inferred only within the caller's file (others are catalogue entries,
+    /// queries/api/context.toml); an acquire tested in a condition
+    /// (`mmap_read_lock_killable()`) does not make one. Callers in headers and
+    /// calls written with a space before `(` are not found. `guard()` and
     /// `scoped_guard()` locks are not modelled. Conditions are correlated only when
     /// the same condition text guards both the disable and the enable.
     pub static KM001 = Rule {
@@ -67,20 +81,22 @@ declare_rule! {
         default_severity: Severity::Error,
         needs: &[Needle::Maps(MapFamily::Local)],
         check: check,
+        wants_callers: Some(wants_callers),
     };
 }
 
 /// Why a fault is not allowed at one access.
-enum Evidence {
+enum Evidence<'a> {
     Inatomic,
     Held { site: usize },
+    Caller(&'a CallerEvidence),
     Retry { span: Span },
 }
 
-fn check(cx: &RuleCx<'_>) -> Vec<Diagnostic> {
-    let mut out = Vec::new();
-    for (node, index, access_id) in accesses(cx) {
-        let access = &cx.cfg.accesses[access_id as usize];
+/// Accesses on a path with a live local mapping and faults enabled, with
+/// those paths' facts.
+fn exposed<'a>(cx: &'a RuleCx<'_>) -> impl Iterator<Item = (u32, Vec<&'a Fact>)> + 'a {
+    accesses(cx).filter_map(|(node, index, access_id)| {
         let violating: Vec<&Fact> = cx
             .facts
             .before(node, index)
@@ -89,9 +105,22 @@ fn check(cx: &RuleCx<'_>) -> Vec<Diagnostic> {
                 !f.local.is_empty() && !f.faults_disabled() && !deliberately_faultable(cx, f)
             })
             .collect();
-        if violating.is_empty() {
-            continue;
-        }
+        (!violating.is_empty()).then_some((access_id, violating))
+    })
+}
+
+/// An exposed access without evidence of its own that would make it an
+/// error: what callers hold decides it.
+fn wants_callers(cx: &RuleCx<'_>) -> bool {
+    exposed(cx).any(|(access, violating)| {
+        !cx.cfg.accesses[access as usize].inatomic && violating.iter().all(|f| f.held == 0)
+    })
+}
+
+fn check(cx: &RuleCx<'_>) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for (access_id, violating) in exposed(cx) {
+        let access = &cx.cfg.accesses[access_id as usize];
         let mut evidence = Vec::new();
         if access.inatomic {
             evidence.push(Evidence::Inatomic);
@@ -99,6 +128,13 @@ fn check(cx: &RuleCx<'_>) -> Vec<Diagnostic> {
         let held = violating.iter().fold(0u64, |acc, f| acc | f.held);
         for site in (0..cx.cfg.acquires.len().min(64)).filter(|s| held & (1 << s) != 0) {
             evidence.push(Evidence::Held { site });
+        }
+        if evidence.is_empty() {
+            // mmap_lock first: it is the seed's deadlock.
+            let from_callers = [Held::Mmap, Held::Atomic]
+                .iter()
+                .find_map(|&kind| cx.callers.iter().find(|e| e.held() == kind));
+            evidence.extend(from_callers.map(Evidence::Caller));
         }
         if let Some(span) = evidence::retry_fallback(cx, access.local_start, access.local_end) {
             evidence.push(Evidence::Retry { span });
@@ -174,6 +210,16 @@ fn diagnostic(
                     message: label,
                 });
                 notes.push(note);
+            }
+            Evidence::Caller(caller) => {
+                severity = Severity::Error;
+                let why = match caller.held() {
+                    Held::Mmap => {
+                        "the fault handler takes it again and deadlocks behind a queued writer"
+                    }
+                    Held::Atomic | Held::FaultsDisabled => "resolving a fault may sleep",
+                };
+                notes.push(format!("evidence: {}: {why}", caller.describe()));
             }
             Evidence::Retry { span } => {
                 secondary.push(Label {

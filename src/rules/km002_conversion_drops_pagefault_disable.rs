@@ -63,6 +63,7 @@ declare_rule! {
         default_severity: Severity::Error,
         needs: &[Needle::Maps(MapFamily::Local), Needle::Maps(MapFamily::Atomic)],
         check: check,
+        wants_callers: None,
     };
 }
 

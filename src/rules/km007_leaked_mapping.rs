@@ -54,6 +54,7 @@ declare_rule! {
         default_severity: Severity::Error,
         needs: ALL_MAPS,
         check: check,
+        wants_callers: None,
     };
 }
 

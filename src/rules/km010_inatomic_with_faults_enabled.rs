@@ -46,6 +46,7 @@ declare_rule! {
         default_severity: Severity::Warning,
         needs: &[Needle::InatomicAccess],
         check: check,
+        wants_callers: None,
     };
 }
 

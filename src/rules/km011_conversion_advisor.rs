@@ -96,6 +96,7 @@ declare_rule! {
         default_enabled: false,
         needs: &[Needle::Maps(MapFamily::Atomic)],
         check: check,
+        wants_callers: None,
     };
 }
 

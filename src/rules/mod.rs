@@ -19,6 +19,7 @@ pub mod unmap;
 
 use tree_sitter::Tree;
 
+use crate::callgraph::CallerEvidence;
 use crate::catalogue::{Catalogue, MapFamily};
 use crate::cfg::{Cfg, EdgeKind, Event, EventKind, NodeId, NodeKind, Span};
 use crate::dataflow::Facts;
@@ -44,6 +45,9 @@ pub struct RuleCx<'a> {
     /// Patch mode: what the same function did before the patch (KM002,
     /// KM003 compare); `None` when checking a tree.
     pub pre_image: Option<&'a conversion::PreImage>,
+    /// What its callers hold where they call it (src/callgraph); empty when
+    /// no caller with a context was found, or before the call summary ran.
+    pub callers: &'a [CallerEvidence],
 }
 
 /// A class of catalogue names a rule needs to see before it can fire.
@@ -90,6 +94,9 @@ pub struct Rule {
     /// rule: they feed the prefilter and the choice of bodies to parse.
     pub needs: &'static [Needle],
     pub check: fn(&RuleCx<'_>) -> Vec<Diagnostic>,
+    /// Would context from callers decide a finding here (a candidate without
+    /// evidence of its own)? Such functions get a call summary.
+    pub wants_callers: Option<fn(&RuleCx<'_>) -> bool>,
 }
 
 /// Declares a rule: `///` doc lines become `Rule::doc` through `concat!`.
@@ -103,7 +110,8 @@ macro_rules! declare_rule {
             default_severity: $sev:expr,
             $(default_enabled: $enabled:expr,)?
             needs: $needs:expr,
-            check: $check:expr $(,)?
+            check: $check:expr,
+            wants_callers: $wants:expr $(,)?
         };
     ) => {
         $(#[doc = $doc])+
@@ -117,6 +125,7 @@ macro_rules! declare_rule {
             doc: concat!($($doc, "\n"),+),
             needs: $needs,
             check: $check,
+            wants_callers: $wants,
         };
     };
 }
