@@ -161,8 +161,11 @@ fn fix_inplace_writes_the_golden_and_notes_exit_zero() {
         common::kmapcheck(&["--select", "KM011", "--fix-inplace", copy.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("note(s)"), "{err}");
-    let want = std::fs::read("fixtures/KM011/control_flow.fixed").unwrap();
-    assert_eq!(std::fs::read(&copy).unwrap(), want);
+    // While blessing, the other test rewrites the golden concurrently.
+    if std::env::var_os("KMAPCHECK_BLESS").is_none() {
+        let want = std::fs::read("fixtures/KM011/control_flow.fixed").unwrap();
+        assert_eq!(std::fs::read(&copy).unwrap(), want);
+    }
     // Without --select, KM011 does not run: nothing to report.
     let (code, out, _) = common::kmapcheck(&["fixtures/KM011/safe_rename.c"]);
     assert_eq!((code, out.as_str()), (0, ""));

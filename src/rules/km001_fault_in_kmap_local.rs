@@ -65,6 +65,13 @@ declare_rule! {
     /// kunmap_local(kaddr);
     /// ```
     ///
+    /// `--fix` makes exactly this edit (a diff for `git apply`;
+    /// `--fix-inplace` writes it) when the code already handles a failed
+    /// copy: a retry fallback, or an `_inatomic` access. Under a lock with no
+    /// fallback a fault-free copy would fail where it used to succeed, so
+    /// that fix is left to a human. The access must be a statement alone on
+    /// its lines in a `{ }` block.
+    ///
     /// ## Known limitations
     /// Callers are followed three calls up. A caller whose dataflow had to be
     /// widened (a very large function) gives no evidence. Acquire helpers are
@@ -250,6 +257,29 @@ fn diagnostic(
             "wrap the access: `pagefault_disable(); {}(...); pagefault_enable();` and handle the failure",
             access.name
         )),
-        fixes: Vec::new(),
+        fixes: fix(cx, access, evidence),
     }
+}
+
+/// `--fix` wraps the access in `pagefault_disable()`/`pagefault_enable()`
+/// (the seed's upstream fix) only where the code already handles the copy
+/// failing: a retry fallback, or an `_inatomic` access, which is written to
+/// fail. Under a lock without a fallback, a fault-free copy would turn the
+/// deadlock into a spurious -EFAULT: that needs a human.
+fn fix(
+    cx: &RuleCx<'_>,
+    access: &crate::cfg::AccessSite,
+    evidence: &[Evidence],
+) -> Vec<crate::fix::Edit> {
+    let handles_failure = evidence
+        .iter()
+        .any(|e| matches!(e, Evidence::Retry { .. } | Evidence::Inatomic));
+    if !handles_failure {
+        return Vec::new();
+    }
+    super::wrap::wrappable_statement(cx, access.local_start..access.local_end)
+        .map(|(stmt, _)| {
+            super::wrap::wrap_fix(cx, stmt, "pagefault_disable();", "pagefault_enable();")
+        })
+        .unwrap_or_default()
 }

@@ -1,4 +1,5 @@
-use super::conversion::{converted, counterpart, in_local_region, wrap_fix, wrappable_statement};
+use super::conversion::{converted, counterpart, in_local_region};
+use super::wrap::{wrap_fix, wrappable_statement};
 use super::{Needle, RuleCx, accesses, declare_rule, evidence};
 use crate::catalogue::{ContextKind, MapFamily};
 use crate::dataflow::lattice::Fact;

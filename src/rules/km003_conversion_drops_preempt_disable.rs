@@ -1,8 +1,7 @@
 use std::collections::BTreeMap;
 
-use super::conversion::{
-    atomic_sites, converted, counterpart, in_local_region, wrap_fix, wrappable_statement,
-};
+use super::conversion::{atomic_sites, converted, counterpart, in_local_region};
+use super::wrap::{wrap_fix, wrappable_statement};
 use super::{Needle, RuleCx, declare_rule, events};
 use crate::catalogue::{MapFamily, Reliance};
 use crate::cfg::{EventKind, Span};

@@ -16,6 +16,7 @@ pub mod km009_unbalanced_disable;
 pub mod km010_inatomic_with_faults_enabled;
 pub mod km011_conversion_advisor;
 pub mod unmap;
+pub mod wrap;
 
 use tree_sitter::Tree;
 
