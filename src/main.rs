@@ -2,7 +2,7 @@
 
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -190,7 +190,7 @@ fn run(args: &Args, stdout: &mut dyn Write) -> Result<u8> {
         baselined,
     };
     if args.fix || args.fix_inplace {
-        let fixed = write_fixes(&result.files, args.fix_inplace, stdout)?;
+        let fixed = write_fixes(&result.files, args.fix_inplace, &paths, stdout)?;
         eprintln!(
             "kmapcheck: {} {fixed} finding(s)",
             if args.fix_inplace {
@@ -255,8 +255,12 @@ fn use_color(color: Color) -> bool {
 fn write_fixes(
     files: &[driver::FileFindings],
     inplace: bool,
+    roots: &[PathBuf],
     stdout: &mut dyn Write,
 ) -> Result<usize> {
+    // Resolved once: a file is written only if its resolved path lies in a
+    // resolved root (a symlink in the tree pointing elsewhere is refused).
+    let roots: Vec<PathBuf> = roots.iter().filter_map(|r| r.canonicalize().ok()).collect();
     let mut fixed = 0;
     for file in files {
         let with_fix: Vec<_> = file
@@ -271,6 +275,13 @@ fn write_fixes(
             .iter()
             .flat_map(|d| d.fixes.iter().cloned())
             .collect();
+        if inplace && !inside_roots(Path::new(&file.path), &roots) {
+            eprintln!(
+                "kmapcheck: {}: not fixed: the file resolves outside the checked paths",
+                file.path
+            );
+            continue;
+        }
         let outcome = if inplace {
             fix::apply(&file.source, &edits).map(|new| {
                 std::fs::write(&file.path, new)
@@ -289,6 +300,12 @@ fn write_fixes(
         }
     }
     Ok(fixed)
+}
+
+/// Whether `path`, symlinks resolved, is one of `roots` or lies below one.
+fn inside_roots(path: &Path, roots: &[PathBuf]) -> bool {
+    path.canonicalize()
+        .is_ok_and(|p| roots.iter().any(|r| p.starts_with(r)))
 }
 
 fn file_timeout(seconds: f64) -> Result<Option<std::time::Duration>> {
@@ -426,4 +443,27 @@ fn print_stats(result: &RunResult, dropped: &Dropped) {
         s.caller_files_scanned,
         s.caller_files_rechecked
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn inside_roots_resolves_symlinks() {
+        let base = std::env::temp_dir().join(format!("kmapcheck-roots-{}", std::process::id()));
+        let (root, away) = (base.join("root"), base.join("away"));
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(&away).unwrap();
+        std::fs::write(root.join("a.c"), "").unwrap();
+        std::fs::write(away.join("b.c"), "").unwrap();
+        std::os::unix::fs::symlink(away.join("b.c"), root.join("link.c")).unwrap();
+        let roots = [root.canonicalize().unwrap()];
+        assert!(inside_roots(&root.join("a.c"), &roots));
+        assert!(!inside_roots(&root.join("link.c"), &roots));
+        assert!(!inside_roots(&root.join("../away/b.c"), &roots));
+        assert!(!inside_roots(&root.join("missing.c"), &roots));
+        let _ = std::fs::remove_dir_all(&base);
+    }
 }

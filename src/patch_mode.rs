@@ -224,7 +224,8 @@ pub fn run(
                 diagnostics: f.findings.diagnostics.clone(),
             })
             .collect();
-        let fixed = crate::write_fixes(&files, args.fix_inplace, stdout)?;
+        let roots: Vec<PathBuf> = root.iter().cloned().collect();
+        let fixed = crate::write_fixes(&files, args.fix_inplace, &roots, stdout)?;
         eprintln!(
             "kmapcheck: {} {fixed} finding(s)",
             if args.fix_inplace {

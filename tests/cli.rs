@@ -132,3 +132,34 @@ fn exit_codes_0_clean_1_findings_2_error_and_strict_counts_skips() {
     let (code, _, err) = kmapcheck(&["--file-timeout", "-1", d]);
     assert_eq!(code, 2, "{err}");
 }
+
+/// `--fix-inplace` writes only files that resolve inside the checked paths:
+/// a symlink in the tree that points elsewhere is not followed by the walk,
+/// and would be refused by the write (main.rs `inside_roots`) if it were.
+#[cfg(unix)]
+#[test]
+fn fix_inplace_refuses_files_outside_the_checked_paths() {
+    let base = std::env::temp_dir().join(format!("kmapcheck-fixroots-{}", std::process::id()));
+    let (inside, outside) = (base.join("tree"), base.join("elsewhere"));
+    std::fs::create_dir_all(&inside).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    let seed = std::fs::read("fixtures/KM001/seed_mfill_retry.c").unwrap();
+    std::fs::write(outside.join("seed.c"), &seed).unwrap();
+    std::fs::write(inside.join("own.c"), &seed).unwrap();
+    std::os::unix::fs::symlink(outside.join("seed.c"), inside.join("link.c")).unwrap();
+    let (code, _, err) =
+        common::kmapcheck(&["--fix-inplace", "--format", "gcc", inside.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("in 1 file(s) checked"), "{err}");
+    assert_eq!(
+        std::fs::read(outside.join("seed.c")).unwrap(),
+        seed,
+        "wrote outside"
+    );
+    let own = std::fs::read_to_string(inside.join("own.c")).unwrap();
+    assert!(
+        own.contains("pagefault_disable();"),
+        "the file inside was not fixed"
+    );
+    let _ = std::fs::remove_dir_all(&base);
+}
