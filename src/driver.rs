@@ -54,6 +54,24 @@ pub struct RunStats {
     pub callers_wall: Duration,
 }
 
+impl RunStats {
+    /// Adds the per-file counters and times of `other` (not the caller
+    /// summary's, which belong to one run).
+    pub fn add(&mut self, other: &RunStats) {
+        self.files_seen += other.files_seen;
+        self.files_analyzed += other.files_analyzed;
+        self.prefiltered_out += other.prefiltered_out;
+        self.files_skipped += other.files_skipped;
+        self.functions += other.functions;
+        self.complete += other.complete;
+        self.partial += other.partial;
+        self.parse_errors += other.parse_errors;
+        self.raw_parse_errors += other.raw_parse_errors;
+        self.times.add(&other.times);
+        self.wall += other.wall;
+    }
+}
+
 pub struct RunResult {
     /// Sorted by path; diagnostics sorted by offset.
     pub files: Vec<FileFindings>,

@@ -190,15 +190,7 @@ fn run(args: &Args, stdout: &mut dyn Write) -> Result<u8> {
         baselined,
     };
     if args.fix || args.fix_inplace {
-        let fixed = write_fixes(&result.files, args.fix_inplace, &paths, stdout)?;
-        eprintln!(
-            "kmapcheck: {} {fixed} finding(s)",
-            if args.fix_inplace {
-                "fixed"
-            } else {
-                "offered fixes for"
-            }
-        );
+        write_fixes(&result.files, args.fix_inplace, &paths, stdout)?;
     }
     match args.format {
         _ if args.fix => {}
@@ -250,14 +242,15 @@ fn use_color(color: Color) -> bool {
 }
 
 /// `--fix`: one unified diff of every file's fixes on `stdout`;
-/// `--fix-inplace`: the fixed files written back. Returns how many findings
-/// had a fix. A file whose fixes conflict is named and left alone.
+/// `--fix-inplace`: the fixed files written back; then a line on stderr
+/// saying how many findings had a fix. A file whose fixes conflict is named
+/// and left alone.
 fn write_fixes(
     files: &[driver::FileFindings],
     inplace: bool,
     roots: &[PathBuf],
     stdout: &mut dyn Write,
-) -> Result<usize> {
+) -> Result<()> {
     // Resolved once: a file is written only if its resolved path lies in a
     // resolved root (a symlink in the tree pointing elsewhere is refused).
     let roots: Vec<PathBuf> = roots.iter().filter_map(|r| r.canonicalize().ok()).collect();
@@ -299,7 +292,13 @@ fn write_fixes(
             Err(conflict) => eprintln!("kmapcheck: {}: not fixed: {conflict}", file.path),
         }
     }
-    Ok(fixed)
+    let done = if inplace {
+        "fixed"
+    } else {
+        "offered fixes for"
+    };
+    eprintln!("kmapcheck: {done} {fixed} finding(s)");
+    Ok(())
 }
 
 /// Whether `path`, symlinks resolved, is one of `roots` or lies below one.

@@ -191,16 +191,7 @@ pub fn run(
     }
     let mut stats = RunStats::default();
     for unit in &units {
-        let s = &unit.stats;
-        stats.files_seen += s.files_seen;
-        stats.files_analyzed += s.files_analyzed;
-        stats.prefiltered_out += s.prefiltered_out;
-        stats.functions += s.functions;
-        stats.complete += s.complete;
-        stats.partial += s.partial;
-        stats.parse_errors += s.parse_errors;
-        stats.times.add(&s.times);
-        stats.wall += s.wall;
+        stats.add(&unit.stats);
     }
     let findings = units
         .iter()
@@ -225,15 +216,7 @@ pub fn run(
             })
             .collect();
         let roots: Vec<PathBuf> = root.iter().cloned().collect();
-        let fixed = crate::write_fixes(&files, args.fix_inplace, &roots, stdout)?;
-        eprintln!(
-            "kmapcheck: {} {fixed} finding(s)",
-            if args.fix_inplace {
-                "fixed"
-            } else {
-                "offered fixes for"
-            }
-        );
+        crate::write_fixes(&files, args.fix_inplace, &roots, stdout)?;
         if args.fix {
             stdout.flush()?;
             return Ok(u8::from(findings));

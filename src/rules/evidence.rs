@@ -18,6 +18,26 @@ use crate::syntax::preorder;
 /// How far the search for the test of a stored result goes.
 const MAX_LEVELS: usize = 4;
 const MAX_SIBLINGS: usize = 16;
+/// The label (at the acquire) and note that name a held context as
+/// evidence that a fault is forbidden (KM001, KM002).
+pub fn held_context(acquire: &crate::cfg::AcquireSite) -> (crate::diag::Label, String) {
+    use crate::catalogue::ContextKind;
+    let (label, note) = match acquire.kind {
+        ContextKind::Mmap => (
+            format!("`{}()` takes mmap_lock here; it is still held at the access", acquire.name),
+            "evidence: mmap_lock is held: the fault handler takes it again and deadlocks behind a queued writer".to_owned(),
+        ),
+        ContextKind::Atomic => (
+            format!("`{}()` here makes the access atomic context", acquire.name),
+            format!("evidence: atomic context (`{}()` held): resolving a fault may sleep", acquire.name),
+        ),
+    };
+    let label = crate::diag::Label {
+        span: acquire.span,
+        message: label,
+    };
+    (label, note)
+}
 
 /// The span of the retry code that a failure of the call at
 /// `local_start..local_end` (offsets in the parsed text) leads to.

@@ -1,6 +1,6 @@
 use super::{Needle, RuleCx, accesses, declare_rule, evidence};
 use crate::callgraph::{CallerEvidence, Held};
-use crate::catalogue::{ContextKind, MapFamily};
+use crate::catalogue::MapFamily;
 use crate::cfg::Span;
 use crate::dataflow::lattice::Fact;
 use crate::diag::{Diagnostic, Label, Severity};
@@ -200,22 +200,9 @@ fn diagnostic(
                 ));
             }
             Evidence::Held { site } => {
-                let site = &cx.cfg.acquires[*site];
                 severity = Severity::Error;
-                let (label, note) = match site.kind {
-                    ContextKind::Mmap => (
-                        format!("`{}()` takes mmap_lock here; it is still held at the access", site.name),
-                        "evidence: mmap_lock is held: the fault handler takes it again and deadlocks behind a queued writer".to_owned(),
-                    ),
-                    ContextKind::Atomic => (
-                        format!("`{}()` here makes the access atomic context", site.name),
-                        format!("evidence: atomic context (`{}()` held): resolving a fault may sleep", site.name),
-                    ),
-                };
-                secondary.push(Label {
-                    span: site.span,
-                    message: label,
-                });
+                let (label, note) = evidence::held_context(&cx.cfg.acquires[*site]);
+                secondary.push(label);
                 notes.push(note);
             }
             Evidence::Caller(caller) => {

@@ -1,7 +1,7 @@
 use super::conversion::{converted, counterpart, in_local_region};
 use super::wrap::{wrap_fix, wrappable_statement};
 use super::{Needle, RuleCx, accesses, declare_rule, evidence};
-use crate::catalogue::{ContextKind, MapFamily};
+use crate::catalogue::MapFamily;
 use crate::dataflow::lattice::Fact;
 use crate::diag::{Diagnostic, Label, Severity};
 
@@ -112,21 +112,8 @@ fn check(cx: &RuleCx<'_>) -> Vec<Diagnostic> {
         }
         let held = faulting.iter().fold(0u64, |acc, f| acc | f.held);
         for site in (0..cx.cfg.acquires.len().min(64)).filter(|s| held & (1 << s) != 0) {
-            let acquire = &cx.cfg.acquires[site];
-            let (label, note) = match acquire.kind {
-                ContextKind::Mmap => (
-                    format!("`{}()` takes mmap_lock here; it is still held at the access", acquire.name),
-                    "evidence: mmap_lock is held: the fault handler takes it again and deadlocks behind a queued writer".to_owned(),
-                ),
-                ContextKind::Atomic => (
-                    format!("`{}()` here makes the access atomic context", acquire.name),
-                    format!("evidence: atomic context (`{}()` held): resolving a fault may sleep", acquire.name),
-                ),
-            };
-            secondary.push(Label {
-                span: acquire.span,
-                message: label,
-            });
+            let (label, note) = evidence::held_context(&cx.cfg.acquires[site]);
+            secondary.push(label);
             notes.push(note);
         }
         if let Some(span) = evidence::retry_fallback(cx, access.local_start, access.local_end) {
