@@ -25,6 +25,11 @@ pub struct Call {
     pub name: String,
     /// The call's text without whitespace: `copy_from_user(kaddr,src,n)`.
     pub text: String,
+    /// The same access also ran under a sleeping `kmap()` with page faults
+    /// enabled on another path (`if (allow_pagefault) kmap(); else
+    /// kmap_atomic();`): the author chose the atomic mapping where the
+    /// access must not fault.
+    pub chosen_atomic: bool,
 }
 
 /// One function of a pre-image, as KM002 and KM003 need it.
@@ -110,9 +115,15 @@ pub fn summarize(cx: &RuleCx<'_>) -> PreImage {
             EventKind::Access { access } => {
                 let site = &cx.cfg.accesses[access as usize];
                 if under_atomic() {
+                    let chosen_atomic = cx
+                        .facts
+                        .before(node, index)
+                        .iter()
+                        .any(|f| f.atomic.is_empty() && f.kmap != 0 && !f.faults_disabled());
                     summary.faultless_accesses.push(Call {
                         name: site.name.clone(),
                         text: call_text(cx, site.local_start..site.local_end),
+                        chosen_atomic,
                     });
                 }
             }
@@ -123,6 +134,7 @@ pub fn summarize(cx: &RuleCx<'_>) -> PreImage {
                     summary.pinned_percpu.push(Call {
                         name: site.name.clone(),
                         text: call_text(cx, local),
+                        chosen_atomic: false,
                     });
                 }
             }

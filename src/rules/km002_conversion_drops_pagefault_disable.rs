@@ -26,10 +26,15 @@ declare_rule! {
     ///
     /// The finding is an error when the post-image shows why a fault is not
     /// allowed (KM001's evidence: an `_inatomic` access, an atomic context or
-    /// `mmap_lock` held, a failed copy falling back to a retry code), and a
+    /// `mmap_lock` held, a failed copy falling back to a retry code) or the
+    /// pre-image shows it (the access ran under `kmap()` on one path and
+    /// under `kmap_atomic()` on another: `if (allow_pagefault) kmap(); else
+    /// kmap_atomic();`, upstream's `copy_huge_page_from_user()`), and a
     /// warning asking the reviewer to confirm otherwise. A conversion that
-    /// wraps the access in `pagefault_disable()`/`pagefault_enable()` is silent.
-    /// `--fix` inserts that pair around the access statement.
+    /// wraps the access in `pagefault_disable()`/`pagefault_enable()` (on the
+    /// path that needs it) is silent. `--fix` inserts that pair around the
+    /// access statement, except where the old code chose on a condition: the
+    /// disable must then be conditional too, which is left to the author.
     ///
     /// ## Example
     /// ```c
@@ -82,9 +87,9 @@ fn check(cx: &RuleCx<'_>) -> Vec<Diagnostic> {
             continue;
         }
         let text = super::conversion::call_text(cx, access.local_start..access.local_end);
-        if counterpart(&pre.faultless_accesses, &access.name, &text).is_none() {
+        let Some(before) = counterpart(&pre.faultless_accesses, &access.name, &text) else {
             continue; // not under kmap_atomic() before: KM001's business
-        }
+        };
         let map = faulting
             .iter()
             .filter_map(|f| f.local.last())
@@ -107,6 +112,12 @@ fn check(cx: &RuleCx<'_>) -> Vec<Diagnostic> {
         if access.inatomic {
             notes.push(format!(
                 "evidence: `{}()` is an _inatomic access: its caller must have disabled page faults",
+                access.name
+            ));
+        }
+        if before.chosen_atomic {
+            notes.push(format!(
+                "evidence: before this patch `{}()` ran under kmap() where faults were allowed and under kmap_atomic() on the other path: that path was chosen so it could not fault",
                 access.name
             ));
         }
@@ -143,7 +154,11 @@ fn check(cx: &RuleCx<'_>) -> Vec<Diagnostic> {
                 ),
             )
         };
+        // Where the old code chose between kmap() and kmap_atomic() on a
+        // condition, an unconditional disable would also forbid faults on
+        // the path that allowed them: the fix needs that condition, by hand.
         let fixes = wrappable_statement(cx, access.local_start..access.local_end)
+            .filter(|_| !before.chosen_atomic)
             .map(|(stmt, _)| wrap_fix(cx, stmt, "pagefault_disable();", "pagefault_enable();"))
             .unwrap_or_default();
         out.push(Diagnostic {
