@@ -281,7 +281,7 @@ fn write_fixes(
                     .with_context(|| format!("{}: cannot write the fixed file", file.path))
             })
         } else {
-            fix::unified_diff(&file.path, &file.source, &edits)
+            fix::unified_diff(&diff_path(&file.path), &file.source, &edits)
                 .map(|diff| stdout.write_all(diff.as_bytes()).map_err(Into::into))
         };
         match outcome {
@@ -299,6 +299,25 @@ fn write_fixes(
     };
     eprintln!("kmapcheck: {done} {fixed} finding(s)");
     Ok(())
+}
+
+/// The path a `--fix` diff names, as `git apply` run from the current
+/// directory wants it: relative, without `./` (which git rejects).
+fn diff_path(path: &str) -> String {
+    let p = Path::new(path);
+    let relative = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| p.strip_prefix(cwd).ok().map(Path::to_path_buf))
+        .unwrap_or_else(|| p.to_path_buf());
+    let parts: Vec<_> = relative
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect();
+    parts
+        .iter()
+        .collect::<PathBuf>()
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// Whether `path`, symlinks resolved, is one of `roots` or lies below one.
@@ -447,6 +466,15 @@ fn print_stats(result: &RunResult, dropped: &Dropped) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn diff_paths_are_relative_without_dot() {
+        assert_eq!(diff_path("./mm/x.c"), "mm/x.c");
+        assert_eq!(diff_path("mm/./x.c"), "mm/x.c");
+        assert_eq!(diff_path("mm/x.c"), "mm/x.c");
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(diff_path(&cwd.join("mm/x.c").to_string_lossy()), "mm/x.c");
+    }
 
     #[cfg(unix)]
     #[test]
