@@ -488,6 +488,14 @@ fn region(
         .collect();
     unmaps.sort();
     unmaps.dedup();
+    // The region's extent in the file, maps and unmaps together. (An unmap
+    // may come before the map in the file: a backward goto.)
+    let spans = members
+        .iter()
+        .map(|&s| maps[usize::from(s)].span)
+        .chain(unmaps.iter().copied());
+    let from = spans.clone().map(|s| s.start).min().unwrap_or(0);
+    let to = spans.map(|s| s.end).max().unwrap_or(from);
     let blocked = whole_function
         .map(str::to_owned)
         .or_else(|| site_infos().find_map(|i| i.blocked.clone()))
@@ -500,13 +508,6 @@ fn region(
             // An `#if` in the region hides code that the analysis of one
             // arm did not see (arch/um: `#ifdef CONFIG_64BIT
             // pagefault_disable(); #else kmap_atomic() #endif`).
-            let spans = members
-                .iter()
-                .map(|&s| maps[usize::from(s)].span)
-                .chain(unmaps.iter().copied());
-            // (An unmap may come before the map in the file: a backward goto.)
-            let from = spans.clone().map(|s| s.start).min().unwrap_or(0);
-            let to = spans.map(|s| s.end).max().unwrap_or(from);
             has_directive(cx.source, from, to).then(|| {
                 "the region contains a preprocessor conditional (#if), and only one arm of it was analyzed".to_owned()
             })
@@ -601,12 +602,6 @@ fn region(
             }
         ));
     }
-    let spans = members
-        .iter()
-        .map(|&s| maps[usize::from(s)].span)
-        .chain(unmaps.iter().copied());
-    let from = spans.clone().map(|s| s.start).min().unwrap_or(0);
-    let to = spans.map(|s| s.end).max().unwrap_or(from);
     let indirect = indirect_calls(cx, from, to);
     if !indirect.is_empty() {
         notes.push(format!(
