@@ -55,6 +55,21 @@ pub struct RunStats {
 }
 
 impl RunStats {
+    /// Counts one analyzed file (not `files_seen`: callers count inputs).
+    pub fn add_file(&mut self, s: &FileStats) {
+        if s.prefiltered_out {
+            self.prefiltered_out += 1;
+        } else {
+            self.files_analyzed += 1;
+        }
+        self.functions += s.functions;
+        self.complete += s.complete;
+        self.partial += s.partial;
+        self.parse_errors += s.parse_errors;
+        self.raw_parse_errors += s.raw_parse_errors;
+        self.times.add(&s.times);
+    }
+
     /// Adds the per-file counters and times of `other` (not the caller
     /// summary's, which belong to one run).
     pub fn add(&mut self, other: &RunStats) {
@@ -492,17 +507,7 @@ fn collect(outcomes: Vec<Outcome>) -> RunResult {
                 findings, stats: s, ..
             } => {
                 stats.files_seen += 1;
-                if s.prefiltered_out {
-                    stats.prefiltered_out += 1;
-                } else {
-                    stats.files_analyzed += 1;
-                }
-                stats.functions += s.functions;
-                stats.complete += s.complete;
-                stats.partial += s.partial;
-                stats.parse_errors += s.parse_errors;
-                stats.raw_parse_errors += s.raw_parse_errors;
-                stats.times.add(&s.times);
+                stats.add_file(&s);
                 files.extend(findings);
             }
         }

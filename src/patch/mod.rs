@@ -280,15 +280,7 @@ fn analyze(
                 .push(format!("{path}: {limit}; findings may be incomplete"));
         }
     }
-    let s = &post_report.stats;
-    let stats = &mut checked.stats;
-    stats.files_analyzed += usize::from(!s.prefiltered_out);
-    stats.prefiltered_out += usize::from(s.prefiltered_out);
-    stats.functions += s.functions;
-    stats.complete += s.complete;
-    stats.partial += s.partial;
-    stats.parse_errors += s.parse_errors;
-    stats.times.add(&s.times);
+    checked.stats.add_file(&post_report.stats);
 
     // Fingerprints leave line numbers out: moving a finding is not introducing it.
     let mut before: HashMap<String, usize> = HashMap::new();
